@@ -1,6 +1,6 @@
-// What a kubelet does for the demo's pod, done by hand because no kubelet runs on the local
-// control plane: resolve downward-API environment values, mount projected service-account
-// tokens, and report container states through the pod status subresource.
+// Kubelet duties for the demo's pod, done by hand because no kubelet runs on the local
+// control plane: resolving downward-API environment values, mounting projected
+// service-account tokens, and reporting container states through the pod status subresource.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -61,15 +61,16 @@ function resolveResourceField(
   reference: { resource: string; divisor?: string | number },
 ): string {
   const [kind, resource] = reference.resource.split('.') as [string, string];
-  const quantities = kind === 'limits' ? container.resources?.limits : container.resources?.requests;
+  const quantities =
+    kind === 'limits' ? container.resources?.limits : container.resources?.requests;
   const quantity = quantities?.[resource];
   if (quantity === undefined) throw new Error(`container has no ${reference.resource}`);
   return String(quantity);
 }
 
 /**
- * Mounts the container's projected service-account token volumes under `localRoot`: asks the
- * TokenRequest API for a token bound to the pod, with the volume's audience and lifetime, and
+ * Mounts the container's projected service-account token volumes under `localRoot`: requests from the
+ * TokenRequest API a token bound to the pod, with the volume's audience and lifetime, and
  * writes it where the container expects it. Returns a map from each mount path to its local
  * folder, so paths in the environment can be rewritten.
  */
@@ -89,7 +90,12 @@ export async function mountProjectedTokens(
     await mkdir(localDir, { recursive: true });
     for (const source of tokenSources) {
       const projection = source.serviceAccountToken!;
-      const token = await requestPodToken(core, pod, projection.audience, projection.expirationSeconds);
+      const token = await requestPodToken(
+        core,
+        pod,
+        projection.audience,
+        projection.expirationSeconds,
+      );
       await writeFile(path.join(localDir, projection.path), token, { mode: 0o600 });
     }
     mounts.set(mount.mountPath, localDir);
@@ -110,11 +116,20 @@ async function requestPodToken(
       spec: {
         audiences: audience === undefined ? [] : [audience],
         expirationSeconds: expirationSeconds ?? 3600,
-        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! },
+        boundObjectRef: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          name: pod.metadata!.name!,
+          uid: pod.metadata!.uid!,
+        },
       },
     },
   });
-  return response.status!.token;
+  const token = response.status?.token;
+  if (token === undefined || token === '') {
+    throw new Error(`TokenRequest for pod ${pod.metadata!.name} returned no token`);
+  }
+  return token;
 }
 
 /** Rewrites environment values under a container mount path to the local folder. */

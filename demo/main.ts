@@ -1,10 +1,10 @@
 // `trainjob-progress demo`: one real training run, end to end, on a local control plane.
 //
-// It starts kube-apiserver and etcd, the webhook and the aggregator as separate processes,
-// creates an opted-in TrainJob and its primary pod the way the JobSet and Job controllers do,
-// lets the API server call the webhook, then plays the kubelet: it runs the injected sidecar
-// with the environment that the stored pod declares, next to the example PyTorch trainer,
-// and reports container states. When training ends it marks the TrainJob Complete as the
+// It starts kube-apiserver and etcd, then the webhook and the aggregator as separate
+// processes. It creates an opted-in TrainJob and its primary pod the way the JobSet and Job
+// controllers do, so the API server calls the webhook. Then it plays the kubelet: it runs the
+// injected sidecar with the environment that the stored pod declares, next to the example
+// PyTorch trainer, and reports container states. When training ends it marks the TrainJob Complete as the
 // Trainer controller would, and prints the final annotation as written by the aggregator.
 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -138,9 +138,7 @@ async function runDemo(
   await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
   const aggregatorPort = await freePort();
   processes.push(await startAggregator(controlPlane, aggregatorPort, workDir));
-  processes.push(
-    await startWebhook(controlPlane, kubeConfig, aggregatorPort, workDir),
-  );
+  processes.push(await startWebhook(controlPlane, kubeConfig, aggregatorPort, workDir));
 
   const metricsPort = await freePort();
   await createTrainJob(core, custom, options, metricsPort);
@@ -155,7 +153,15 @@ async function runDemo(
   const tail = startProcess(
     'tail',
     process.execPath,
-    [CLI, 'tail', options.name, '-n', options.namespace, '--kubeconfig', controlPlane.kubeconfigPath],
+    [
+      CLI,
+      'tail',
+      options.name,
+      '-n',
+      options.namespace,
+      '--kubeconfig',
+      controlPlane.kubeconfigPath,
+    ],
     { logFile: path.join(workDir, 'tail.log') },
   );
   tail.child.stdout?.pipe(process.stdout);
@@ -177,10 +183,21 @@ async function startAggregator(
   const aggregator = startProcess(
     'aggregator',
     process.execPath,
-    [CLI, 'aggregator', '--listen', `127.0.0.1:${port}`, '--kubeconfig', controlPlane.kubeconfigPath],
+    [
+      CLI,
+      'aggregator',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--kubeconfig',
+      controlPlane.kubeconfigPath,
+    ],
     { logFile: path.join(workDir, 'aggregator.log') },
   );
-  await waitFor('the aggregator to be ready', () => httpOk(`http://127.0.0.1:${port}/readyz`), 30_000);
+  await waitFor(
+    'the aggregator to be ready',
+    () => httpOk(`http://127.0.0.1:${port}/readyz`),
+    30_000,
+  );
   return aggregator;
 }
 
@@ -214,7 +231,11 @@ async function startWebhook(
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const url = `https://127.0.0.1:${port}/mutate`;
   await objects.create(buildWebhookConfiguration(WEBHOOK_CONFIG_NAME, url, caPem));
-  await waitFor('the webhook to be ready', () => httpsOk(`https://127.0.0.1:${port}/readyz`, caPem), 30_000);
+  await waitFor(
+    'the webhook to be ready',
+    () => httpsOk(`https://127.0.0.1:${port}/readyz`, caPem),
+    30_000,
+  );
   return webhook;
 }
 
@@ -247,15 +268,17 @@ async function createTrainJob(
 }
 
 /**
- * Creates the primary pod; the webhook's cache may need a moment to see the new TrainJob and
- * the API server a moment to load the new webhook, so a dry run is retried until it shows the
- * sidecar.
+ * Creates the primary pod. A dry run is retried until it shows the sidecar first, because the
+ * webhook's cache and the API server's webhook registry each take a moment to catch up.
  */
 async function createPrimaryPod(core: CoreV1Api, options: DemoOptions): Promise<V1Pod> {
   const body = buildPrimaryPod(options.name, 'trainer');
   await waitFor(
     'the webhook to inject the sidecar',
-    async () => hasSidecar(await core.createNamespacedPod({ namespace: options.namespace, body, dryRun: 'All' })),
+    async () =>
+      hasSidecar(
+        await core.createNamespacedPod({ namespace: options.namespace, body, dryRun: 'All' }),
+      ),
     30_000,
   );
   const pod = await core.createNamespacedPod({ namespace: options.namespace, body });
@@ -306,8 +329,17 @@ async function finishJob(
   sidecar: ManagedProcess,
 ): Promise<void> {
   const message = await readFile(terminationLog, 'utf8').catch(() => '');
-  const current = await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: options.namespace });
-  await reportContainerTerminated(core, current, TRAINER_CONTAINER_NAME, exitCode, message.slice(0, 4096));
+  const current = await core.readNamespacedPod({
+    name: pod.metadata!.name!,
+    namespace: options.namespace,
+  });
+  await reportContainerTerminated(
+    core,
+    current,
+    TRAINER_CONTAINER_NAME,
+    exitCode,
+    message.slice(0, 4096),
+  );
   say('the trainer container terminated; stopping the sidecar as the kubelet would');
   const sidecarExit = await sidecar.stop('SIGTERM', 30_000);
   say(`sidecar exited with code ${sidecarExit}`);
@@ -345,7 +377,10 @@ async function waitForExit(managed: ManagedProcess, timeoutMs: number): Promise<
   if (code !== 0) say(`${managed.name} exited with code ${code}`);
 }
 
-async function readStatusAnnotation(custom: CustomObjectsApi, options: DemoOptions): Promise<string> {
+async function readStatusAnnotation(
+  custom: CustomObjectsApi,
+  options: DemoOptions,
+): Promise<string> {
   let value: string | undefined;
   await waitFor(
     'the final trainerStatus annotation',
@@ -358,7 +393,9 @@ async function readStatusAnnotation(custom: CustomObjectsApi, options: DemoOptio
         name: options.name,
       })) as { metadata?: { annotations?: Record<string, string> } };
       value = trainJob.metadata?.annotations?.[TRAINER_STATUS_ANNOTATION];
-      return value !== undefined && /"estimatedRemainingTimeSummary":"(complete|failed)/.test(value);
+      return (
+        value !== undefined && /"estimatedRemainingTimeSummary":"(complete|failed)/.test(value)
+      );
     },
     10_000,
   );

@@ -19,7 +19,7 @@ import {
 } from '../shared/annotations.ts';
 import type { TrainJobObject } from '../shared/trainjob.ts';
 
-/** An opted-in TrainJob whose status annotation may change every `pollInterval`. */
+/** Builds an opted-in TrainJob whose status annotation may change every `pollInterval`. */
 export function buildTrainJob(
   namespace: string,
   name: string,
@@ -43,7 +43,7 @@ export function buildTrainJob(
 }
 
 /**
- * The rank-0 trainer pod as the Job controller creates it for a JobSet: only generateName,
+ * Builds the rank-0 trainer pod as the Job controller creates it for a JobSet: only generateName,
  * the JobSet labels, and the completion index as both annotation and label.
  */
 export function buildPrimaryPod(trainJobName: string, serviceAccountName: string): V1Pod {

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 
 export interface ManagedProcess {
   readonly name: string;
@@ -52,7 +53,8 @@ export function startProcess(
 }
 
 function signalNumber(signal: NodeJS.Signals | null): number {
-  return signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal === 'SIGINT' ? 2 : 0;
+  if (signal === null) return 0;
+  return constants.signals[signal];
 }
 
 async function stopProcess(
