@@ -95,7 +95,9 @@ export function parsePollIntervalSeconds(value: string | undefined): ParsedSetti
     };
   }
   const seconds = milliseconds / 1000;
-  return { value: Math.min(MAX_POLL_INTERVAL_SECONDS, Math.max(MIN_POLL_INTERVAL_SECONDS, seconds)) };
+  return {
+    value: Math.min(MAX_POLL_INTERVAL_SECONDS, Math.max(MIN_POLL_INTERVAL_SECONDS, seconds)),
+  };
 }
 
 const GO_DURATION_UNIT_MS: Record<string, number> = {

@@ -11,11 +11,16 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 export function createLogger(component: string, level?: string): Logger {
   const chosen = level ?? process.env.TRAINJOB_PROGRESS_LOG_LEVEL ?? 'info';
   if (!LEVELS.includes(chosen)) {
-    throw new Error(`invalid log level ${JSON.stringify(chosen)}, expected one of ${LEVELS.join(', ')}`);
+    throw new Error(
+      `invalid log level ${JSON.stringify(chosen)}, expected one of ${LEVELS.join(', ')}`,
+    );
   }
   return pino({
     level: chosen,
     base: { component },
-    redact: { paths: ['token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' },
+    redact: {
+      paths: ['token', '*.token', 'authorization', '*.authorization'],
+      censor: '[redacted]',
+    },
   });
 }

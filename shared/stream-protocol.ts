@@ -103,3 +103,13 @@ export const CLOSE_CODES = Object.freeze({
   /** The aggregator is shutting down. Reconnect. */
   goingAway: 1001,
 });
+
+/** Sent to viewers when a TrainJob is deleted; it will get no more updates. */
+export interface RemovedMessage {
+  type: 'removed';
+  namespace: string;
+  name: string;
+}
+
+/** Every message on the viewer stream: the watch messages plus `removed`. */
+export type ViewerMessage = WatchMessage | RemovedMessage;

@@ -48,7 +48,11 @@ describe('metrics body parser', () => {
     expect(sample.progressPercentage).to.equal(null);
     expect(sample.currentStep).to.equal(null);
     expect(sample.totalSteps).to.equal(null);
-    expect(sample.trainMetrics).to.deep.equal({ grad_norm: null, loss: null, note: 'NaN Infinity' });
+    expect(sample.trainMetrics).to.deep.equal({
+      grad_norm: null,
+      loss: null,
+      note: 'NaN Infinity',
+    });
   });
 
   it('keeps tokens inside strings with escaped quotes', () => {

@@ -98,9 +98,7 @@ describe('trainerStatus formatting', () => {
   });
 
   it('truncates timestamps to whole seconds in UTC', () => {
-    expect(formatTimestamp(new Date('2026-12-31T23:59:59.999Z'))).to.equal(
-      '2026-12-31T23:59:59Z',
-    );
+    expect(formatTimestamp(new Date('2026-12-31T23:59:59.999Z'))).to.equal('2026-12-31T23:59:59Z');
   });
 });
 
