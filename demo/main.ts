@@ -58,8 +58,8 @@ and prints the final trainerStatus annotation.
 Options:
   --namespace NS        namespace of the demo TrainJob (default: demo)
   --name NAME           name of the demo TrainJob (default: digits)
-  --steps N             training steps (default: the example's own default)
-  --step-delay SECONDS  extra seconds per training step, to make the run watchable
+  --steps N             stop training after N optimizer steps (default: 6 epochs)
+  --step-delay SECONDS  seconds to sleep after each step (default 0.3, about 1.5 minutes)
   --keep-logs           keep the folder with every process's log after the demo
   -h, --help            show this help
 `;
@@ -298,9 +298,10 @@ function startTrainer(
   workDir: string,
 ): ManagedProcess {
   say(`starting the PyTorch trainer; its metrics endpoint is 127.0.0.1:${metricsPort}`);
-  const args = [TRAINER_SCRIPT, '--port', String(metricsPort), '--termination-log', terminationLog];
-  if (options.steps !== undefined) args.push('--steps', options.steps);
-  if (options.stepDelay !== undefined) args.push('--step-delay', options.stepDelay);
+  const args = [TRAINER_SCRIPT, '--metrics-port', String(metricsPort)];
+  args.push('--termination-log', terminationLog, '--load-delay', '3');
+  if (options.steps !== undefined) args.push('--max-steps', options.steps);
+  if (options.stepDelay !== undefined) args.push('--step-sleep', options.stepDelay);
   return startProcess('trainer', PYTHON, args, { logFile: path.join(workDir, 'trainer.log') });
 }
 

@@ -15,7 +15,9 @@ echo '== tests'
 log_file=$(mktemp)
 trap 'rm -f "$log_file"' EXIT
 status=0
-npx mocha --config .mocharc.json "$@" 2>&1 | tee "$log_file" || status=$?
+specs=("$@")
+[[ ${#specs[@]} -gt 0 ]] || specs=("test/unit/**/*.test.ts" "test/integration/**/*.test.ts")
+npx mocha --config .mocharc.json "${specs[@]}" 2>&1 | tee "$log_file" || status=$?
 
 count() { grep -Eo "^ +[0-9]+ $1" "$log_file" | grep -Eo '[0-9]+' | tail -n 1 || true; }
 passed=$(count passing)
