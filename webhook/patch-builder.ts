@@ -1,0 +1,178 @@
+// The JSON Patch that injects the sidecar into a raw pod.
+//
+// Input: the pod exactly as the API server sent it, and the container, volume and annotation
+// to inject. Output: RFC 6902 operations that only add. A missing or null map or array is
+// created whole, a present one is appended to (`/-`) or given new keys, so nothing that is
+// already in the pod is removed, replaced or moved. The parts of an injection that the pod
+// already has are kept and not added twice. These are a container named like the sidecar (in
+// either list), a volume named like the token volume, the injected annotation, and the env
+// vars and token mount of an existing sidecar container. Applying the output and building
+// again yields no operations.
+
+import { SIDECAR_CONTAINER_NAME } from '../shared/annotations.ts';
+import { TOKEN_MOUNT_PATH, TOKEN_VOLUME_NAME } from '../shared/sidecar-env.ts';
+import { isJsonObject, type JsonObject } from './json-object.ts';
+
+export interface AddOperation {
+  op: 'add';
+  path: string;
+  value: unknown;
+}
+
+export type ContainerList = 'initContainers' | 'containers';
+
+export interface SidecarInjection {
+  container: JsonObject;
+  volume: JsonObject;
+  /** List that a new sidecar container goes into: native sidecars are init containers. */
+  containerList: ContainerList;
+  annotation: { key: string; value: string };
+}
+
+/** Error for a pod field of the wrong JSON type, which an add-only patch cannot fix. */
+export class PodShapeError extends Error {
+  readonly code = 'ERR_POD_SHAPE';
+}
+
+/** Escapes a key for a JSON Pointer: `~` becomes `~0`, then `/` becomes `~1`. */
+export function escapePointerSegment(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** Builds the add-only patch described in the file header. Throws PodShapeError. */
+export function buildInjectionPatch(pod: JsonObject, injection: SidecarInjection): AddOperation[] {
+  const operations: AddOperation[] = [];
+  addAnnotation(pod, injection.annotation, operations);
+  const spec = pod.spec;
+  if (!isJsonObject(spec)) throw new PodShapeError('the pod has no spec object');
+  addVolume(spec, injection.volume, operations);
+  addContainer(spec, injection, operations);
+  return operations;
+}
+
+function addAnnotation(
+  pod: JsonObject,
+  annotation: SidecarInjection['annotation'],
+  operations: AddOperation[],
+): void {
+  const metadata = fieldOfType(pod, 'metadata', 'object', '/metadata');
+  if (metadata === undefined) {
+    const value = { annotations: { [annotation.key]: annotation.value } };
+    operations.push({ op: 'add', path: '/metadata', value });
+    return;
+  }
+  const annotations = fieldOfType(metadata, 'annotations', 'object', '/metadata/annotations');
+  if (annotations === undefined) {
+    const value = { [annotation.key]: annotation.value };
+    operations.push({ op: 'add', path: '/metadata/annotations', value });
+  } else if (!Object.hasOwn(annotations, annotation.key)) {
+    const path = `/metadata/annotations/${escapePointerSegment(annotation.key)}`;
+    operations.push({ op: 'add', path, value: annotation.value });
+  }
+}
+
+function addVolume(spec: JsonObject, volume: JsonObject, operations: AddOperation[]): void {
+  appendUnlessNamed(spec, 'volumes', '/spec/volumes', volume, operations);
+}
+
+function addContainer(
+  spec: JsonObject,
+  injection: SidecarInjection,
+  operations: AddOperation[],
+): void {
+  for (const list of ['initContainers', 'containers'] as const) {
+    const containers = fieldOfType(spec, list, 'array', `/spec/${list}`);
+    const index = containers?.findIndex((item) => nameOf(item) === SIDECAR_CONTAINER_NAME) ?? -1;
+    if (index >= 0) {
+      completeContainer(
+        containers![index] as JsonObject,
+        `/spec/${list}/${index}`,
+        injection.container,
+        operations,
+      );
+      return;
+    }
+  }
+  const list = injection.containerList;
+  appendUnlessNamed(spec, list, `/spec/${list}`, injection.container, operations);
+}
+
+// Adds the env vars and the token mount that an earlier, partial injection left out.
+function completeContainer(
+  existing: JsonObject,
+  path: string,
+  wanted: JsonObject,
+  operations: AddOperation[],
+): void {
+  const env = fieldOfType(existing, 'env', 'array', `${path}/env`);
+  const wantedEnv = (wanted.env as JsonObject[] | undefined) ?? [];
+  if (env === undefined) {
+    operations.push({ op: 'add', path: `${path}/env`, value: wantedEnv });
+  } else {
+    for (const item of wantedEnv) {
+      if (!env.some((present) => nameOf(present) === item.name)) {
+        operations.push({ op: 'add', path: `${path}/env/-`, value: item });
+      }
+    }
+  }
+  const mounts = fieldOfType(existing, 'volumeMounts', 'array', `${path}/volumeMounts`);
+  const mount = ((wanted.volumeMounts as JsonObject[] | undefined) ?? [])[0];
+  if (mount === undefined) return;
+  const mounted = mounts?.some(
+    (item) =>
+      isJsonObject(item) &&
+      (item.name === TOKEN_VOLUME_NAME || item.mountPath === TOKEN_MOUNT_PATH),
+  );
+  if (mounts === undefined) {
+    operations.push({ op: 'add', path: `${path}/volumeMounts`, value: [mount] });
+  } else if (!mounted) {
+    operations.push({ op: 'add', path: `${path}/volumeMounts/-`, value: mount });
+  }
+}
+
+// Appends `item` to the array `parent[key]`, creating the array when it is missing or null,
+// unless an element with the same name is already there.
+function appendUnlessNamed(
+  parent: JsonObject,
+  key: string,
+  path: string,
+  item: JsonObject,
+  operations: AddOperation[],
+): void {
+  const items = fieldOfType(parent, key, 'array', path);
+  if (items === undefined) {
+    operations.push({ op: 'add', path, value: [item] });
+  } else if (!items.some((existing) => nameOf(existing) === item.name)) {
+    operations.push({ op: 'add', path: `${path}/-`, value: item });
+  }
+}
+
+function fieldOfType(
+  parent: JsonObject,
+  key: string,
+  type: 'object',
+  path: string,
+): JsonObject | undefined;
+function fieldOfType(
+  parent: JsonObject,
+  key: string,
+  type: 'array',
+  path: string,
+): unknown[] | undefined;
+function fieldOfType(
+  parent: JsonObject,
+  key: string,
+  type: 'object' | 'array',
+  path: string,
+): JsonObject | unknown[] | undefined {
+  const value = parent[key];
+  if (value === undefined || value === null) return undefined;
+  if (type === 'array' ? Array.isArray(value) : isJsonObject(value)) {
+    return value as JsonObject | unknown[];
+  }
+  throw new PodShapeError(`${path} is not ${type === 'array' ? 'an array' : 'an object'}`);
+}
+
+function nameOf(item: unknown): unknown {
+  return isJsonObject(item) ? item.name : undefined;
+}
