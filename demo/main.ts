@@ -46,6 +46,7 @@ const CLI = path.join(REPO_ROOT, 'cli', 'main.ts');
 const TRAINER_SCRIPT = path.join(REPO_ROOT, 'examples', 'train_digits.py');
 const PYTHON = '/usr/bin/python3';
 const SYSTEM_NAMESPACE = 'trainjob-progress-system';
+const SIDECAR_IMAGE = 'ghcr.io/trainjob-progress/trainjob-progress:0.1.0';
 const WEBHOOK_CONFIG_NAME = 'trainjob-progress-demo';
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -197,6 +198,7 @@ async function startAggregator(
     'the aggregator to be ready',
     () => httpOk(`http://127.0.0.1:${port}/readyz`),
     30_000,
+    aggregator,
   );
   return aggregator;
 }
@@ -222,11 +224,18 @@ async function startWebhook(
       ...['--namespace', SYSTEM_NAMESPACE],
       ...['--webhook-config-name', WEBHOOK_CONFIG_NAME],
       ...['--aggregator-url', `ws://127.0.0.1:${aggregatorPort}/v1/ingest`],
+      // The demo runs the sidecar as a local process; the image is what a kubelet would pull.
+      ...['--sidecar-image', SIDECAR_IMAGE],
     ],
     { logFile: path.join(workDir, 'webhook.log') },
   );
   const caFile = path.join(certDir, 'ca.crt');
-  await waitFor('the webhook CA certificate', () => readFile(caFile).then(() => true), 30_000);
+  await waitFor(
+    'the webhook CA certificate',
+    () => readFile(caFile).then(() => true),
+    30_000,
+    webhook,
+  );
   const caPem = await readFile(caFile, 'utf8');
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const url = `https://127.0.0.1:${port}/mutate`;
@@ -235,6 +244,7 @@ async function startWebhook(
     'the webhook to be ready',
     () => httpsOk(`https://127.0.0.1:${port}/readyz`, caPem),
     30_000,
+    webhook,
   );
   return webhook;
 }

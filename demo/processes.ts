@@ -11,6 +11,7 @@ export interface ManagedProcess {
   readonly child: ChildProcess;
   /** Resolves with the exit code (or 128 + signal number) once the process exits. */
   readonly exited: Promise<number>;
+  readonly logFile: string;
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number>;
 }
 
@@ -46,6 +47,7 @@ export function startProcess(
     name,
     child,
     exited,
+    logFile: options.logFile,
     stop: (signal = 'SIGTERM', timeoutMs = 10_000) => stopProcess(managed, signal, timeoutMs),
   };
   running.add(managed);
@@ -87,14 +89,25 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Polls `check` every 200 ms until it returns true, or throws after `timeoutMs`. */
+/**
+ * Polls `check` every 200 ms until it returns true, or throws after `timeoutMs`. With a
+ * `process`, throws as soon as that process exits, pointing at its log.
+ */
 export async function waitFor(
   description: string,
   check: () => Promise<boolean>,
   timeoutMs: number,
+  process?: ManagedProcess,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    const exitCode = process?.child.exitCode ?? null;
+    if (process !== undefined && exitCode !== null) {
+      throw new Error(
+        `${process.name} exited with code ${exitCode} while waiting for ${description}; ` +
+          `see ${process.logFile}`,
+      );
+    }
     if (await check().catch(() => false)) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
