@@ -117,7 +117,8 @@ describe('chart component flags', function () {
         'sidecar.metricsPath=/progress',
         'sidecar.image.pullPolicy=Always',
         'sidecar.resources.requests.cpu=20m',
-        'sidecar.resources.limits.memory=128Mi',
+        'sidecar.resources.requests.memory=96Mi',
+        'sidecar.resources.limits.memory=160Mi',
       ],
     });
     const webhook = container(objects, '-webhook');
@@ -130,8 +131,8 @@ describe('chart component flags', function () {
     expect(config!.sidecarResources).to.deep.equal({
       cpuRequest: '20m',
       cpuLimit: '100m',
-      memoryRequest: '64Mi',
-      memoryLimit: '128Mi',
+      memoryRequest: '96Mi',
+      memoryLimit: '160Mi',
     });
   });
 

@@ -38,8 +38,8 @@ describe('webhook/config', () => {
     expect(config.sidecarResources).to.deep.equal({
       cpuRequest: '50m',
       cpuLimit: '100m',
-      memoryRequest: '64Mi',
-      memoryLimit: '64Mi',
+      memoryRequest: '128Mi',
+      memoryLimit: '128Mi',
     });
     expect(config.trainJobReadTimeoutMs).to.equal(1500);
     expect(config.reconcileIntervalMs).to.equal(30_000);
@@ -110,7 +110,7 @@ describe('webhook/config', () => {
   });
 
   it('rejects a request above its limit', () => {
-    expect(parseError([...REQUIRED, '--sidecar-memory-request=128Mi'])).to.contain(
+    expect(parseError([...REQUIRED, '--sidecar-memory-request=256Mi'])).to.contain(
       '--sidecar-memory-request must not exceed --sidecar-memory-limit',
     );
   });
