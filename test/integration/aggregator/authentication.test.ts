@@ -1,0 +1,244 @@
+import { expect } from 'chai';
+import { pino } from 'pino';
+import WebSocket from 'ws';
+
+import { startAggregator, type RunningAggregator } from '../../../aggregator/aggregator.ts';
+import { getControlPlane, kubeConfigFor } from '../cluster.ts';
+import { Cluster, SIDECAR_AUDIENCE, SidecarClient, uniqueName, waitFor } from './kube-fixtures.ts';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** Opens a WebSocket and returns the HTTP status of a rejected upgrade, or 101. */
+function upgradeStatus(
+  url: string,
+  headers: Record<string, string>,
+  protocols?: string[],
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, protocols, { headers, perMessageDeflate: false });
+    socket.once('open', () => {
+      socket.close();
+      resolve(101);
+    });
+    socket.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+    socket.once('error', reject);
+  });
+}
+
+describe('aggregator authentication on a real API server', function () {
+  this.timeout(60_000);
+  let cluster: Cluster;
+  let aggregator: RunningAggregator;
+  let namespace: string;
+  const sidecars: SidecarClient[] = [];
+
+  before(async function () {
+    const kubeConfig = kubeConfigFor(getControlPlane());
+    cluster = new Cluster(kubeConfig);
+    namespace = await cluster.createNamespace('aggregator-auth');
+    for (const account of ['trainer', 'reader', 'stranger']) {
+      await cluster.createServiceAccount(namespace, account);
+    }
+    await cluster.grantTrainJobRead(namespace, 'reader');
+    aggregator = await startAggregator({
+      kubeConfig,
+      logger,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+    });
+    await aggregator.ready;
+  });
+
+  after(async function () {
+    for (const sidecar of sidecars) sidecar.close();
+    await aggregator?.stop();
+  });
+
+  function sidecar(token: string | undefined): SidecarClient {
+    const client = new SidecarClient(aggregator.url, token);
+    sidecars.push(client);
+    return client;
+  }
+
+  async function rejection(token: string | undefined): Promise<string> {
+    return sidecar(token).opened.then(
+      () => 'connected',
+      (error: Error) => error.message,
+    );
+  }
+
+  async function jobWithPod(): Promise<{
+    name: string;
+    pod: Awaited<ReturnType<Cluster['createPrimaryPod']>>;
+  }> {
+    const name = uniqueName('job');
+    await cluster.createTrainJob(namespace, name);
+    return { name, pod: await cluster.createPrimaryPod(namespace, name, 'trainer') };
+  }
+
+  describe('sidecars', function () {
+    it('accepts a pod-bound token with the audience', async function () {
+      const { name, pod } = await jobWithPod();
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod,
+      });
+      const client = sidecar(token);
+      expect(await client.hello(namespace, name, pod)).to.deep.equal({
+        type: 'welcome',
+        lastSeq: 0,
+      });
+    });
+
+    it('rejects a missing token', async function () {
+      expect(await rejection(undefined)).to.equal('HTTP 401');
+    });
+
+    it('rejects a token for another audience', async function () {
+      const { pod } = await jobWithPod();
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: ['another-audience'],
+        pod,
+      });
+      expect(await rejection(token)).to.equal('HTTP 401');
+    });
+
+    it('rejects a token bound to no pod', async function () {
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+      });
+      expect(await rejection(token)).to.equal('HTTP 403');
+    });
+
+    it('rejects a token of a deleted pod', async function () {
+      const { pod } = await jobWithPod();
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod,
+      });
+      await cluster.core.deleteNamespacedPod({
+        namespace,
+        name: pod.metadata!.name!,
+        gracePeriodSeconds: 0,
+      });
+      await waitFor(
+        'the pod to be deleted',
+        () =>
+          cluster.core.readNamespacedPod({ namespace, name: pod.metadata!.name! }).then(
+            () => false,
+            () => true,
+          ),
+        (deleted) => deleted,
+      );
+      expect(await rejection(token)).to.match(/^HTTP 40[13]$/);
+    });
+
+    it('closes a stream that reports another TrainJob', async function () {
+      const own = await jobWithPod();
+      const other = await jobWithPod();
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod: own.pod,
+      });
+      const client = sidecar(token);
+      await client.hello(namespace, other.name, own.pod).catch(() => undefined);
+      const closed = await client.closed;
+      expect(closed.code).to.equal(4403);
+      expect(closed.reason).to.include(own.name);
+      expect(await cluster.readStatusAnnotation(namespace, other.name)).to.equal(undefined);
+    });
+
+    it('closes a stream that claims another pod', async function () {
+      const own = await jobWithPod();
+      const other = await jobWithPod();
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod: own.pod,
+      });
+      const client = sidecar(token);
+      await client.hello(namespace, other.name, other.pod).catch(() => undefined);
+      expect((await client.closed).code).to.equal(4403);
+    });
+  });
+
+  describe('viewers', function () {
+    let job: string;
+
+    before(async function () {
+      const { name, pod } = await jobWithPod();
+      job = name;
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod,
+      });
+      const client = sidecar(token);
+      await client.hello(namespace, name, pod);
+      await client.sample({ progressPercentage: 12 });
+    });
+
+    function watchUrl(name?: string): string {
+      const query = new URLSearchParams({ namespace, ...(name === undefined ? {} : { name }) });
+      return `${aggregator.url.replace('http', 'ws')}/v1/watch?${query.toString()}`;
+    }
+
+    it('lets a user with get on trainjobs watch a job', async function () {
+      const token = await cluster.requestToken(namespace, 'reader');
+      expect(await upgradeStatus(watchUrl(job), { Authorization: `Bearer ${token}` })).to.equal(
+        101,
+      );
+    });
+
+    it('lets a user with get on trainjobs watch the namespace', async function () {
+      const token = await cluster.requestToken(namespace, 'reader');
+      expect(await upgradeStatus(watchUrl(), { Authorization: `Bearer ${token}` })).to.equal(101);
+    });
+
+    it('accepts the token as a WebSocket subprotocol', async function () {
+      const token = await cluster.requestToken(namespace, 'reader');
+      const protocols = [
+        'trainjob-progress.v1',
+        `base64url.bearer.authorization.k8s.io.${Buffer.from(token).toString('base64url')}`,
+      ];
+      expect(await upgradeStatus(watchUrl(job), {}, protocols)).to.equal(101);
+    });
+
+    it('rejects a user without get on trainjobs', async function () {
+      const token = await cluster.requestToken(namespace, 'stranger');
+      expect(await upgradeStatus(watchUrl(job), { Authorization: `Bearer ${token}` })).to.equal(
+        403,
+      );
+    });
+
+    it('rejects a viewer without a token', async function () {
+      expect(await upgradeStatus(watchUrl(job), {})).to.equal(401);
+    });
+
+    it('rejects a sidecar token as a viewer token', async function () {
+      const { pod } = await jobWithPod();
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod,
+      });
+      expect(await upgradeStatus(watchUrl(job), { Authorization: `Bearer ${token}` })).to.equal(
+        401,
+      );
+    });
+
+    it('serves the JSON API to an authorized user only', async function () {
+      const url = `${aggregator.url}/v1/namespaces/${namespace}/trainjobs/${job}`;
+      const reader = await cluster.requestToken(namespace, 'reader');
+      const stranger = await cluster.requestToken(namespace, 'stranger');
+      const allowed = await fetch(url, { headers: { Authorization: `Bearer ${reader}` } });
+      const body = (await allowed.json()) as {
+        job: { status: { progressPercentage: number } };
+        history: unknown[];
+      };
+      expect(allowed.status).to.equal(200);
+      expect(body.job.status.progressPercentage).to.equal(12);
+      expect(body.history).to.have.length(1);
+      expect(
+        (await fetch(url, { headers: { Authorization: `Bearer ${stranger}` } })).status,
+      ).to.equal(403);
+    });
+  });
+});
