@@ -12,7 +12,7 @@ import { AggregatorServer } from './server.ts';
 import { KubernetesSidecarAuthenticator } from './sidecar-auth.ts';
 import { crdHasTrainerStatus } from './status-mirror.ts';
 import { StatusWriter } from './status-writer.ts';
-import { TrainJobWatcher } from './trainjob-watcher.ts';
+import { TrainJobWatcher } from '../shared/trainjob-watcher.ts';
 import { KubernetesViewerAuthorizer, OpenViewerAuthorizer } from './viewer-auth.ts';
 import { ViewerHub } from './viewer-hub.ts';
 import { WriteScheduler } from './write-scheduler.ts';

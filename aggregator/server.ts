@@ -13,7 +13,7 @@ import {
   WATCH_PATH,
   type JobProgress,
 } from '../shared/stream-protocol.ts';
-import { bearerTokenOf, selectViewerProtocol } from './bearer-token.ts';
+import { bearerTokenOf, selectViewerProtocol } from '../shared/bearer-token.ts';
 import type { AggregatorConfig } from './config.ts';
 import { rejectUpgrade, sendJson, sendText } from './http-responses.ts';
 import { IngestConnection, decrementCount, type IngestContext } from './ingest-handler.ts';

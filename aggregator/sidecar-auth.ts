@@ -16,7 +16,7 @@ import {
   TRAINER_REPLICATED_JOB,
 } from '../shared/annotations.ts';
 import type { Logger } from '../shared/logger.ts';
-import { describeApiError, statusCodeOf } from './kube-errors.ts';
+import { describeApiError, statusCodeOf } from '../shared/kube-errors.ts';
 import { ReviewCache, reviewTtlMs, tokenCacheKey } from './review-cache.ts';
 
 export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';

@@ -8,7 +8,7 @@ import { TRAINJOB_GROUP, TRAINJOB_PLURAL, TRAINJOB_VERSION } from '../shared/ann
 import type { Logger } from '../shared/logger.ts';
 import type { MetricMap } from '../shared/metrics-sample.ts';
 import type { TrainerStatusObject } from '../shared/trainer-status.ts';
-import { describeApiError } from './kube-errors.ts';
+import { describeApiError } from '../shared/kube-errors.ts';
 
 /** Limits of the CRD's metrics list: names and values 1–64 characters, at most 256 items. */
 export const MAX_MIRROR_TEXT_LENGTH = 64;

@@ -14,7 +14,7 @@ import {
   TRAINJOB_PLURAL,
   TRAINJOB_VERSION,
 } from '../shared/annotations.ts';
-import { isRetryable, retryAfterMs, statusCodeOf } from './kube-errors.ts';
+import { isRetryable, retryAfterMs, statusCodeOf } from '../shared/kube-errors.ts';
 
 /**
  * The result of one write: `written`; `gone` when the TrainJob no longer exists (404);

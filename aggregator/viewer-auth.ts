@@ -11,7 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import { TRAINJOB_GROUP, TRAINJOB_PLURAL } from '../shared/annotations.ts';
 import type { Logger } from '../shared/logger.ts';
-import { describeApiError } from './kube-errors.ts';
+import { describeApiError } from '../shared/kube-errors.ts';
 import { ReviewCache, reviewTtlMs, tokenCacheKey } from './review-cache.ts';
 import type { AuthFailureStatus } from './sidecar-auth.ts';
 

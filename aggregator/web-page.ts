@@ -11,7 +11,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { JOB_API_PREFIX, WATCH_PATH } from '../shared/stream-protocol.ts';
-import { BEARER_PROTOCOL_PREFIX, VIEWER_PROTOCOL } from './bearer-token.ts';
+import { BEARER_PROTOCOL_PREFIX, VIEWER_PROTOCOL } from '../shared/bearer-token.ts';
 
 /** Returns the page and the Content-Security-Policy header that goes with it. */
 export function renderWebPage(): { html: string; contentSecurityPolicy: string } {

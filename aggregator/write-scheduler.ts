@@ -5,9 +5,9 @@
 
 import type { Logger } from '../shared/logger.ts';
 import { formatTrainerStatus, toTrainerStatusObject } from '../shared/trainer-status.ts';
-import { backoffDelayMs, type BackoffPolicy } from './backoff.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.ts';
 import type { JobState, StatusToWrite } from './job-state.ts';
-import { describeApiError } from './kube-errors.ts';
+import { describeApiError } from '../shared/kube-errors.ts';
 import type { AggregatorMetrics } from './metrics.ts';
 import { toMirroredStatus } from './status-mirror.ts';
 import type { TrainJobWriter, WriteOutcome } from './status-writer.ts';

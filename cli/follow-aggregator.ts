@@ -4,8 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { backoffDelayMs } from '../aggregator/backoff.ts';
-import { VIEWER_PROTOCOL } from '../aggregator/bearer-token.ts';
+import { backoffDelayMs } from '../shared/backoff.ts';
+import { VIEWER_PROTOCOL } from '../shared/bearer-token.ts';
 import {
   CLOSE_CODES,
   WATCH_PATH,

@@ -3,7 +3,7 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { TrainJobWatcher } from '../aggregator/trainjob-watcher.ts';
+import { TrainJobWatcher } from '../shared/trainjob-watcher.ts';
 import type { JobProgress } from '../shared/stream-protocol.ts';
 import { isTerminalPhase } from '../shared/trainjob.ts';
 import { progressFromTrainJob } from './progress-view.ts';

@@ -3,7 +3,7 @@
 
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
-import { describeApiError, statusCodeOf } from '../aggregator/kube-errors.ts';
+import { describeApiError, statusCodeOf } from '../shared/kube-errors.ts';
 import { TRAINJOB_GROUP, TRAINJOB_PLURAL, TRAINJOB_VERSION } from '../shared/annotations.ts';
 import type { TrainJobObject } from '../shared/trainjob.ts';
 import { CLI_ENV, contextNamespace, loadKubeConfig, trainJobName } from './cli-options.ts';

@@ -2,12 +2,12 @@ import type { IncomingMessage } from 'node:http';
 
 import { expect } from 'chai';
 
-import { backoffDelayMs } from '../../../aggregator/backoff.ts';
+import { backoffDelayMs } from '../../../shared/backoff.ts';
 import {
   bearerTokenOf,
   selectViewerProtocol,
   VIEWER_PROTOCOL,
-} from '../../../aggregator/bearer-token.ts';
+} from '../../../shared/bearer-token.ts';
 import {
   ReviewCache,
   reviewTtlMs,

@@ -10,9 +10,9 @@
 // watches can go silent without an error.
 
 import { CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
-import { TRAINJOB_GROUP, TRAINJOB_PLURAL, TRAINJOB_VERSION } from '../shared/annotations.ts';
-import type { Logger } from '../shared/logger.ts';
-import type { TrainJobObject } from '../shared/trainjob.ts';
+import { TRAINJOB_GROUP, TRAINJOB_PLURAL, TRAINJOB_VERSION } from './annotations.ts';
+import type { Logger } from './logger.ts';
+import type { TrainJobObject } from './trainjob.ts';
 import { backoffDelayMs, sleep, type BackoffPolicy } from './backoff.ts';
 import { describeApiError, statusCodeOf } from './kube-errors.ts';
 
