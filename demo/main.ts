@@ -65,9 +65,14 @@ Options:
   -h, --help            show this help
 `;
 
-interface DemoOptions {
+export interface DemoOptions {
   namespace: string;
   name: string;
+  /** Namespace of the webhook's certificate Secret. */
+  systemNamespace: string;
+  webhookConfigName: string;
+  /** Whether the live progress of `tail` goes to this process's stdout. */
+  showProgress: boolean;
   steps: string | undefined;
   stepDelay: string | undefined;
   keepLogs: boolean;
@@ -89,6 +94,9 @@ function parseOptions(argv: string[]): DemoOptions | undefined {
   return {
     namespace: values.namespace,
     name: values.name,
+    systemNamespace: SYSTEM_NAMESPACE,
+    webhookConfigName: WEBHOOK_CONFIG_NAME,
+    showProgress: true,
     steps: values.steps,
     stepDelay: values['step-delay'],
     keepLogs: values['keep-logs'],
@@ -125,7 +133,11 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-async function runDemo(
+/**
+ * Runs the pipeline on a running control plane and returns the final annotation value.
+ * Started processes are appended to `processes`, and the caller stops them.
+ */
+export async function runDemo(
   controlPlane: ControlPlane,
   options: DemoOptions,
   workDir: string,
@@ -136,10 +148,10 @@ async function runDemo(
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
 
-  await core.createNamespace({ body: { metadata: { name: SYSTEM_NAMESPACE } } });
+  await core.createNamespace({ body: { metadata: { name: options.systemNamespace } } });
   const aggregatorPort = await freePort();
   processes.push(await startAggregator(controlPlane, aggregatorPort, workDir));
-  processes.push(await startWebhook(controlPlane, kubeConfig, aggregatorPort, workDir));
+  processes.push(await startWebhook(controlPlane, kubeConfig, aggregatorPort, workDir, options));
 
   const metricsPort = await freePort();
   await createTrainJob(core, custom, options, metricsPort);
@@ -165,7 +177,7 @@ async function runDemo(
     ],
     { logFile: path.join(workDir, 'tail.log') },
   );
-  tail.child.stdout?.pipe(process.stdout);
+  if (options.showProgress) tail.child.stdout?.pipe(process.stdout);
   processes.push(tail);
 
   const trainerExit = await trainer.exited;
@@ -208,6 +220,7 @@ async function startWebhook(
   kubeConfig: KubeConfig,
   aggregatorPort: number,
   workDir: string,
+  options: DemoOptions,
 ): Promise<ManagedProcess> {
   const port = await freePort();
   const certDir = path.join(workDir, 'webhook-certs');
@@ -221,8 +234,8 @@ async function startWebhook(
       ...['--listen', `127.0.0.1:${port}`],
       ...['--kubeconfig', controlPlane.kubeconfigPath],
       ...['--cert-dir', certDir],
-      ...['--namespace', SYSTEM_NAMESPACE],
-      ...['--webhook-config-name', WEBHOOK_CONFIG_NAME],
+      ...['--namespace', options.systemNamespace],
+      ...['--webhook-config-name', options.webhookConfigName],
       ...['--aggregator-url', `ws://127.0.0.1:${aggregatorPort}/v1/ingest`],
       // The demo runs the sidecar as a local process; the image is what a kubelet would pull.
       ...['--sidecar-image', SIDECAR_IMAGE],
@@ -239,7 +252,7 @@ async function startWebhook(
   const caPem = await readFile(caFile, 'utf8');
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const url = `https://127.0.0.1:${port}/mutate`;
-  await objects.create(buildWebhookConfiguration(WEBHOOK_CONFIG_NAME, url, caPem));
+  await objects.create(buildWebhookConfiguration(options.webhookConfigName, url, caPem));
   await waitFor(
     'the webhook to be ready',
     () => httpsOk(`https://127.0.0.1:${port}/readyz`, caPem),

@@ -18,10 +18,10 @@ import {
 } from './processes.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
-const DEFAULT_CRD_PATH = path.resolve(
+// The TrainJob CRD of Kubeflow Trainer v2.3.0 (manifests/base/crds, Apache License 2.0).
+const DEFAULT_CRD_PATH = path.join(
   REPO_ROOT,
-  '..',
-  'shared',
+  'test',
   'fixtures',
   'crds',
   'trainer.kubeflow.org_trainjobs.yaml',
