@@ -155,8 +155,8 @@ describe('webhook against kube-apiserver', function () {
       expect(env[SIDECAR_ENV.aggregatorUrl]).to.equal('ws://127.0.0.1:9/v1/ingest');
       expect(env[SIDECAR_ENV.metricsPort]).to.equal('28080');
       expect(sidecar!.resources).to.deep.equal({
-        requests: { cpu: '50m', memory: '64Mi' },
-        limits: { cpu: '100m', memory: '64Mi' },
+        requests: { cpu: '50m', memory: '128Mi' },
+        limits: { cpu: '100m', memory: '128Mi' },
       });
     });
   }
@@ -224,7 +224,7 @@ describe('webhook against kube-apiserver', function () {
     await createQuotaAndLimits(client, quota);
     await createTrainJob(client, quota, 'bounded', { [PROGRESSION_TRACKING_ANNOTATION]: 'true' });
     const pod = await createPod(client, quota, jobSetPod('bounded', { spec: RESTRICTED_TRAINER }));
-    expect(sidecarOf(pod)?.resources?.limits).to.deep.equal({ cpu: '100m', memory: '64Mi' });
+    expect(sidecarOf(pod)?.resources?.limits).to.deep.equal({ cpu: '100m', memory: '128Mi' });
   });
 
   it('has a quota that rejects containers without limits', async () => {
