@@ -98,7 +98,7 @@ export function normalizeSample(raw: Record<string, unknown>): MetricsSample {
   return {
     progressPercentage: inRange(floorOrNull(readNumber(raw.progressPercentage)), 0, 100),
     estimatedRemainingSeconds: atLeastZero(floorOrNull(readNumber(raw.estimatedRemainingSeconds))),
-    currentStep: currentStep === null ? null : Math.max(0, Math.floor(currentStep)),
+    currentStep: currentStep === null ? null : floorOrNull(Math.max(0, currentStep)),
     totalSteps: atLeastZero(floorOrNull(readNumber(raw.totalSteps))),
     currentEpoch: currentEpoch === null ? null : Math.max(0, currentEpoch),
     totalEpochs: atLeastZero(floorOrNull(readNumber(raw.totalEpochs))),
@@ -119,8 +119,14 @@ function readNumber(value: unknown): number | null {
   return Number.isFinite(parsed) ? parsed : null;
 }
 
+/**
+ * Floors a value to an integer, or returns null beyond 2^53 − 1: larger values lose
+ * precision here and are written in exponent form, which Go cannot decode into an int.
+ */
 function floorOrNull(value: number | null): number | null {
-  return value === null ? null : Math.floor(value);
+  if (value === null) return null;
+  const floored = Math.floor(value);
+  return Math.abs(floored) <= Number.MAX_SAFE_INTEGER ? floored : null;
 }
 
 function inRange(value: number | null, min: number, max: number): number | null {
@@ -147,7 +153,7 @@ function readMetricMap(value: unknown): MetricMap | null {
     if (kept === MAX_METRICS_PER_MAP) break;
     const metric = readMetricValue((value as Record<string, unknown>)[name]);
     if (metric === undefined) continue;
-    metrics[name] = metric;
+    setOwnProperty(metrics, name, metric);
     kept++;
   }
   return metrics;
@@ -157,6 +163,19 @@ function readMetricValue(value: unknown): MetricValue | undefined {
   if (value === null || typeof value === 'string') return value;
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
   return undefined;
+}
+
+/**
+ * Sets a property as an own, enumerable data property, so a metric named `__proto__` is
+ * stored like any other name instead of replacing the object's prototype.
+ */
+export function setOwnProperty(target: MetricMap, name: string, value: MetricValue): void {
+  Object.defineProperty(target, name, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** Orders strings by Unicode code point, as Go's sort of UTF-8 strings does. */

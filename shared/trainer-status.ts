@@ -11,6 +11,7 @@ import {
   compareCodePoints,
   EMPTY_SAMPLE,
   normalizeSample,
+  setOwnProperty,
   type MetricMap,
   type MetricsSample,
 } from './metrics-sample.ts';
@@ -119,9 +120,27 @@ export function toTrainerStatusObject(status: TrainerStatus, updatedAt: Date): T
   return object;
 }
 
-/** Formats the annotation value: compact JSON of toTrainerStatusObject. */
+/**
+ * Formats the annotation value: compact JSON of toTrainerStatusObject. Metric maps are
+ * written by hand because JavaScript objects list integer-like keys such as `10` first,
+ * whatever their insertion order, and the names must appear in code-point order.
+ */
 export function formatTrainerStatus(status: TrainerStatus, updatedAt: Date): string {
-  return JSON.stringify(toTrainerStatusObject(status, updatedAt));
+  const members = Object.entries(toTrainerStatusObject(status, updatedAt)).map(
+    ([key, value]) =>
+      `${JSON.stringify(key)}:${isMetricKey(key) ? formatMetrics(value as MetricMap) : JSON.stringify(value)}`,
+  );
+  return `{${members.join(',')}}`;
+}
+
+function isMetricKey(key: string): boolean {
+  return key === 'trainMetrics' || key === 'evalMetrics';
+}
+
+function formatMetrics(metrics: MetricMap): string {
+  const names = Object.keys(metrics).sort(compareCodePoints);
+  const members = names.map((name) => `${JSON.stringify(name)}:${JSON.stringify(metrics[name])}`);
+  return `{${members.join(',')}}`;
 }
 
 function sortedMetrics(metrics: MetricMap | null): MetricMap | undefined {
@@ -129,7 +148,7 @@ function sortedMetrics(metrics: MetricMap | null): MetricMap | undefined {
   const names = Object.keys(metrics).sort(compareCodePoints);
   if (names.length === 0) return undefined;
   const sorted: MetricMap = {};
-  for (const name of names) sorted[name] = metrics[name]!;
+  for (const name of names) setOwnProperty(sorted, name, metrics[name]!);
   return sorted;
 }
 

@@ -174,3 +174,32 @@ describe('metrics body parser', () => {
     });
   });
 });
+
+describe('metrics body parser bounds', () => {
+  it('drops integers beyond 2^53 - 1', () => {
+    const sample = parseSample(
+      '{"estimatedRemainingSeconds": 1e300, "currentStep": 1e21, "totalSteps": 9007199254740993,' +
+        ' "totalEpochs": "12345678901234567890", "progressPercentage": 50}',
+    );
+    expect(sample.estimatedRemainingSeconds).to.equal(null);
+    expect(sample.currentStep).to.equal(null);
+    expect(sample.totalSteps).to.equal(null);
+    expect(sample.totalEpochs).to.equal(null);
+    expect(sample.progressPercentage).to.equal(50);
+  });
+
+  it('keeps the largest safe integer', () => {
+    const sample = parseSample(`{"totalSteps": ${Number.MAX_SAFE_INTEGER}}`);
+    expect(sample.totalSteps).to.equal(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('reads a huge negative step as 0', () => {
+    expect(parseSample('{"currentStep": -1e300}').currentStep).to.equal(0);
+  });
+
+  it('stores a metric named __proto__ as a name', () => {
+    const sample = parseSample('{"trainMetrics": {"__proto__": 1, "loss": 2}}');
+    expect(Object.keys(sample.trainMetrics!)).to.deep.equal(['__proto__', 'loss']);
+    expect(Object.getPrototypeOf(sample.trainMetrics)).to.equal(Object.prototype);
+  });
+});

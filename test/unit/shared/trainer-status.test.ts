@@ -179,3 +179,23 @@ describe('trainerStatus parsing', () => {
     expect(parseTrainerStatus('[]')).to.equal(undefined);
   });
 });
+
+describe('trainerStatus metric order', () => {
+  it('writes integer-like names in code-point order', () => {
+    const metrics = { a: 3, '2': 2, B: 4, '10': 1, _: 5, é: 8, '\uFFFF': 7, '\u{1F600}': 6 };
+    const value = formatTrainerStatus(runningStatus(sample({ evalMetrics: metrics })), AT);
+    expect(value).to.include(
+      '"evalMetrics":{"10":1,"2":2,"B":4,"_":5,"a":3,"é":8,"\uFFFF":7,"\u{1F600}":6}',
+    );
+  });
+
+  it('writes a metric named __proto__', () => {
+    const value = formatTrainerStatus(
+      runningStatus(
+        sample({ trainMetrics: JSON.parse('{"__proto__": 1}') as MetricsSample['trainMetrics'] }),
+      ),
+      AT,
+    );
+    expect(value).to.include('"trainMetrics":{"__proto__":1}');
+  });
+});
