@@ -22,7 +22,12 @@ import {
 } from './injection-decision.ts';
 import { isJsonObject, objectField, stringField, type JsonObject } from './json-object.ts';
 import type { WebhookMetrics } from './metrics.ts';
-import { buildInjectionPatch, PodShapeError, type AddOperation } from './patch-builder.ts';
+import {
+  buildInjectionPatch,
+  ContainerNameConflictError,
+  PodShapeError,
+  type AddOperation,
+} from './patch-builder.ts';
 import type { InjectionDefaults } from './pod-settings.ts';
 import {
   buildSidecarContainer,
@@ -121,6 +126,10 @@ export class AdmissionHandler {
         annotation: { key: INJECTED_ANNOTATION, value: settings.sidecarMode },
       });
     } catch (error) {
+      if (error instanceof ContainerNameConflictError) {
+        warnings.push(`trainjob-progress: sidecar not injected: ${error.message}`);
+        return this.#skip(request, 'name-conflict', warnings);
+      }
       const reason = error instanceof PodShapeError ? 'invalid-pod' : 'internal';
       return this.#error(request, reason, (error as Error).message);
     }

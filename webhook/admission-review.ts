@@ -30,6 +30,7 @@ export interface AdmissionResponse {
 
 // The API server truncates longer warnings, and control characters would garble terminals.
 const MAX_WARNING_LENGTH = 256;
+const MAX_DESCRIBED_LENGTH = 64;
 
 /** Parses an AdmissionReview body. A failure's message is meant for an HTTP 400 response. */
 export function parseAdmissionReview(body: string): ParsedReview {
@@ -42,7 +43,7 @@ export function parseAdmissionReview(body: string): ParsedReview {
   if (!isJsonObject(review))
     return { ok: false, message: 'invalid AdmissionReview: not a JSON object' };
   if (review.apiVersion !== ADMISSION_API_VERSION || review.kind !== 'AdmissionReview') {
-    const found = `${String(review.apiVersion)} ${String(review.kind)}`;
+    const found = `apiVersion ${describeValue(review.apiVersion)} and kind ${describeValue(review.kind)}`;
     return {
       ok: false,
       message: `invalid AdmissionReview: expected ${ADMISSION_API_VERSION} AdmissionReview, found ${found}`,
@@ -64,6 +65,19 @@ export function parseAdmissionReview(body: string): ParsedReview {
       dryRun: request.dryRun === true,
     },
   };
+}
+
+// Describes an untrusted JSON value without converting it, because String() on an object runs
+// its own toString, which may be missing or not a function.
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') {
+    const shortened =
+      value.length > MAX_DESCRIBED_LENGTH ? `${value.slice(0, MAX_DESCRIBED_LENGTH)}...` : value;
+    return JSON.stringify(shortened);
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'of type array';
+  return `of type ${typeof value}`;
 }
 
 function readKind(value: unknown): AdmissionRequest['kind'] {
@@ -104,10 +118,18 @@ export function serializeReview(response: AdmissionResponse): string {
   return JSON.stringify({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response });
 }
 
+// The API server relays admission warnings as HTTP Warning headers, which many HTTP clients
+// decode as Latin-1. So the text is kept to printable ASCII: control characters become spaces
+// and other characters become \uXXXX escapes.
 function cleanWarning(warning: string): string {
-  // eslint-disable-next-line no-control-regex
-  const printable = warning.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  const printable = warning
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f]/g, ' ')
+    .replace(
+      /[^\u0020-\u007e]/g,
+      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
   return printable.length > MAX_WARNING_LENGTH
-    ? `${printable.slice(0, MAX_WARNING_LENGTH - 1)}…`
+    ? `${printable.slice(0, MAX_WARNING_LENGTH - 3)}...`
     : printable;
 }

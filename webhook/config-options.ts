@@ -149,7 +149,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'sidecar-memory-request',
     value: 'QUANTITY',
     default: '128Mi',
-    help: 'memory request of the sidecar, 32Mi to 1Gi',
+    help: 'memory request of the sidecar, a whole number of bytes from 32Mi to 1Gi',
   },
   {
     flag: 'sidecar-memory-limit',
@@ -157,7 +157,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     // Node 24 itself stays resident at about 42 MiB and the running sidecar at about
     // 72 MiB (measured on x86_64 with `ps -o rss`), so 64Mi would risk the OOM killer.
     default: '128Mi',
-    help: 'memory limit of the sidecar, 32Mi to 1Gi; 60 % of it becomes the V8 heap limit',
+    help: 'memory limit of the sidecar, a whole number of bytes from 32Mi to 1Gi; 60 % of it becomes the V8 heap limit',
   },
   {
     flag: 'trainjob-read-timeout-ms',

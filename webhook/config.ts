@@ -7,7 +7,7 @@ import { envName, LOG_LEVELS, OPTIONS } from './config-options.ts';
 import {
   CPU_CORES_RANGE,
   INJECTION_SCOPES,
-  MEMORY_BYTES_RANGE,
+  validMemoryQuantity,
   validQuantity,
   type InjectionScope,
   type SidecarMode,
@@ -228,15 +228,24 @@ function checkUrl(text: string): string[] {
 
 function checkResources(resources: SidecarResources): string[] {
   const problems: string[] = [];
-  const entries = [
-    ['sidecar-cpu-request', resources.cpuRequest, CPU_CORES_RANGE, '1m to 2'],
-    ['sidecar-cpu-limit', resources.cpuLimit, CPU_CORES_RANGE, '1m to 2'],
-    ['sidecar-memory-request', resources.memoryRequest, MEMORY_BYTES_RANGE, '32Mi to 1Gi'],
-    ['sidecar-memory-limit', resources.memoryLimit, MEMORY_BYTES_RANGE, '32Mi to 1Gi'],
+  const cpuEntries = [
+    ['sidecar-cpu-request', resources.cpuRequest],
+    ['sidecar-cpu-limit', resources.cpuLimit],
   ] as const;
-  for (const [flag, value, range, expected] of entries) {
-    if (validQuantity(value, range) === undefined)
-      problems.push(`--${flag}: invalid quantity ${JSON.stringify(value)}, expected ${expected}`);
+  for (const [flag, value] of cpuEntries) {
+    if (validQuantity(value, CPU_CORES_RANGE) === undefined)
+      problems.push(`--${flag}: invalid quantity ${JSON.stringify(value)}, expected 1m to 2`);
+  }
+  const memoryEntries = [
+    ['sidecar-memory-request', resources.memoryRequest],
+    ['sidecar-memory-limit', resources.memoryLimit],
+  ] as const;
+  for (const [flag, value] of memoryEntries) {
+    if (validMemoryQuantity(value) === undefined) {
+      problems.push(
+        `--${flag}: invalid quantity ${JSON.stringify(value)}, expected a whole number of bytes from 32Mi to 1Gi`,
+      );
+    }
   }
   if (problems.length > 0) return problems;
   if (parseQuantity(resources.cpuRequest)! > parseQuantity(resources.cpuLimit)!)

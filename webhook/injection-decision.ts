@@ -57,7 +57,8 @@ export type SkipReason =
   | 'not-opted-in'
   | 'not-primary'
   | 'no-service-account'
-  | 'already-injected';
+  | 'already-injected'
+  | 'name-conflict';
 
 export type ErrorReason = 'invalid-pod' | 'lookup-failed' | 'timeout' | 'internal';
 

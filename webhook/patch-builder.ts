@@ -4,14 +4,19 @@
 // to inject. Output: RFC 6902 operations that only add. A missing or null map or array is
 // created whole, a present one is appended to (`/-`) or given new keys, so nothing that is
 // already in the pod is removed, replaced or moved. The parts of an injection that the pod
-// already has are kept and not added twice. These are a container named like the sidecar (in
-// either list), a volume named like the token volume, the injected annotation, and the env
-// vars and token mount of an existing sidecar container. Applying the output and building
-// again yields no operations.
+// already has are kept and not added twice. These are the sidecar container (in either list),
+// a volume named like the token volume, the injected annotation, and the env vars and token
+// mount of an existing sidecar container. Applying the output and building again yields no
+// operations.
+//
+// A container named like the sidecar counts as an earlier injection only when it carries a
+// marker of one: the injected annotation on the pod, the aggregator URL env var, or the token
+// mount. Any other container of that name belongs to the user, and the builder throws
+// ContainerNameConflictError instead of changing it.
 
 import { SIDECAR_CONTAINER_NAME } from '../shared/annotations.ts';
-import { TOKEN_MOUNT_PATH, TOKEN_VOLUME_NAME } from '../shared/sidecar-env.ts';
-import { isJsonObject, type JsonObject } from './json-object.ts';
+import { SIDECAR_ENV, TOKEN_MOUNT_PATH, TOKEN_VOLUME_NAME } from '../shared/sidecar-env.ts';
+import { isJsonObject, objectField, type JsonObject } from './json-object.ts';
 
 export interface AddOperation {
   op: 'add';
@@ -34,19 +39,41 @@ export class PodShapeError extends Error {
   readonly code = 'ERR_POD_SHAPE';
 }
 
+/** Error for a container named like the sidecar that carries no marker of an injection. */
+export class ContainerNameConflictError extends Error {
+  readonly code = 'ERR_CONTAINER_NAME_CONFLICT';
+  /** JSON Pointer of the conflicting container, such as `/spec/containers/1`. */
+  readonly path: string;
+
+  constructor(path: string) {
+    super(
+      `container ${JSON.stringify(SIDECAR_CONTAINER_NAME)} at ${path} was not added by the ` +
+        'trainjob-progress webhook; rename it to get the progress sidecar',
+    );
+    this.path = path;
+  }
+}
+
 /** Escapes a key for a JSON Pointer: `~` becomes `~0`, then `/` becomes `~1`. */
 export function escapePointerSegment(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
-/** Builds the add-only patch described in the file header. Throws PodShapeError. */
+/**
+ * Builds the add-only patch described in the file header. Throws PodShapeError and
+ * ContainerNameConflictError.
+ */
 export function buildInjectionPatch(pod: JsonObject, injection: SidecarInjection): AddOperation[] {
   const operations: AddOperation[] = [];
+  const annotatedBefore = Object.hasOwn(
+    objectField(objectField(pod, 'metadata'), 'annotations') ?? {},
+    injection.annotation.key,
+  );
   addAnnotation(pod, injection.annotation, operations);
   const spec = pod.spec;
   if (!isJsonObject(spec)) throw new PodShapeError('the pod has no spec object');
   addVolume(spec, injection.volume, operations);
-  addContainer(spec, injection, operations);
+  addContainer(spec, injection, annotatedBefore, operations);
   return operations;
 }
 
@@ -78,23 +105,39 @@ function addVolume(spec: JsonObject, volume: JsonObject, operations: AddOperatio
 function addContainer(
   spec: JsonObject,
   injection: SidecarInjection,
+  annotatedBefore: boolean,
   operations: AddOperation[],
 ): void {
   for (const list of ['initContainers', 'containers'] as const) {
     const containers = fieldOfType(spec, list, 'array', `/spec/${list}`);
     const index = containers?.findIndex((item) => nameOf(item) === SIDECAR_CONTAINER_NAME) ?? -1;
     if (index >= 0) {
-      completeContainer(
-        containers![index] as JsonObject,
-        `/spec/${list}/${index}`,
-        injection.container,
-        operations,
-      );
+      const existing = containers![index] as JsonObject;
+      const path = `/spec/${list}/${index}`;
+      if (!annotatedBefore && !hasInjectionMarker(existing)) {
+        throw new ContainerNameConflictError(path);
+      }
+      completeContainer(existing, path, injection.container, operations);
       return;
     }
   }
   const list = injection.containerList;
   appendUnlessNamed(spec, list, `/spec/${list}`, injection.container, operations);
+}
+
+// Tolerates fields of the wrong type, which completeContainer reports as PodShapeError.
+function hasInjectionMarker(container: JsonObject): boolean {
+  const { env, volumeMounts } = container;
+  const hasUrl =
+    Array.isArray(env) && env.some((item) => nameOf(item) === SIDECAR_ENV.aggregatorUrl);
+  const hasMount = Array.isArray(volumeMounts) && volumeMounts.some(isTokenMount);
+  return hasUrl || hasMount;
+}
+
+function isTokenMount(item: unknown): boolean {
+  return (
+    isJsonObject(item) && (item.name === TOKEN_VOLUME_NAME || item.mountPath === TOKEN_MOUNT_PATH)
+  );
 }
 
 // Adds the env vars and the token mount that an earlier, partial injection left out.
@@ -118,11 +161,7 @@ function completeContainer(
   const mounts = fieldOfType(existing, 'volumeMounts', 'array', `${path}/volumeMounts`);
   const mount = ((wanted.volumeMounts as JsonObject[] | undefined) ?? [])[0];
   if (mount === undefined) return;
-  const mounted = mounts?.some(
-    (item) =>
-      isJsonObject(item) &&
-      (item.name === TOKEN_VOLUME_NAME || item.mountPath === TOKEN_MOUNT_PATH),
-  );
+  const mounted = mounts?.some(isTokenMount);
   if (mounts === undefined) {
     operations.push({ op: 'add', path: `${path}/volumeMounts`, value: [mount] });
   } else if (!mounted) {

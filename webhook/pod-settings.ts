@@ -14,7 +14,7 @@ import {
   SIDECAR_MODE_ANNOTATION,
 } from '../shared/annotations.ts';
 import { DEFAULT_SCRAPE_INTERVAL_SECONDS } from '../shared/sidecar-env.ts';
-import { MEBIBYTE, parseQuantity } from './quantity.ts';
+import { isWholeByteQuantity, MEBIBYTE, parseQuantity } from './quantity.ts';
 
 export type InjectionScope = 'primary' | 'all-nodes';
 export type SidecarMode = 'native' | 'container';
@@ -191,11 +191,11 @@ function readResources(
       message: invalidValue(SIDECAR_CPU_ANNOTATION, cpu, expected, defaults.cpuLimit),
     });
   }
-  const validMemory = memory === undefined ? undefined : validQuantity(memory, MEMORY_BYTES_RANGE);
+  const validMemory = memory === undefined ? undefined : validMemoryQuantity(memory);
   if (validMemory !== undefined) {
     resources.memoryRequest = resources.memoryLimit = validMemory;
   } else if (memory !== undefined) {
-    const expected = 'a memory quantity from 32Mi to 1Gi';
+    const expected = 'a whole number of bytes from 32Mi to 1Gi';
     warnings.push({
       setting: 'sidecar-memory',
       message: invalidValue(SIDECAR_MEMORY_ANNOTATION, memory, expected, defaults.memoryLimit),
@@ -214,8 +214,19 @@ export function validQuantity(
   return value !== undefined && value >= range.min && value <= range.max ? trimmed : undefined;
 }
 
+/**
+ * Returns the trimmed memory quantity when it lies within MEMORY_BYTES_RANGE and is a whole
+ * number of bytes, otherwise undefined.
+ */
+export function validMemoryQuantity(text: string): string | undefined {
+  const valid = validQuantity(text, MEMORY_BYTES_RANGE);
+  return valid !== undefined && isWholeByteQuantity(valid) ? valid : undefined;
+}
+
 function invalidValue(annotation: string, value: string, expected: string, used: string): string {
   const shown =
-    value.length > MAX_QUOTED_VALUE_LENGTH ? `${value.slice(0, MAX_QUOTED_VALUE_LENGTH)}…` : value;
+    value.length > MAX_QUOTED_VALUE_LENGTH
+      ? `${value.slice(0, MAX_QUOTED_VALUE_LENGTH)}...`
+      : value;
   return `${annotation}: invalid value ${JSON.stringify(shown)}, expected ${expected}; using ${used}`;
 }

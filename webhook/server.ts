@@ -8,10 +8,16 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import { parseGoDurationMilliseconds } from '../shared/annotations.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { AdmissionHandler } from './admission-handler.ts';
-import { erroredResponse, parseAdmissionReview, serializeReview } from './admission-review.ts';
+import {
+  erroredResponse,
+  parseAdmissionReview,
+  serializeReview,
+  type AdmissionResponse,
+} from './admission-review.ts';
 import { METRICS_CONTENT_TYPE, type WebhookMetrics } from './metrics.ts';
 
 /**
@@ -24,6 +30,11 @@ const DEFAULT_REVIEW_TIMEOUT_MS = 10_000;
 /** Time kept back from the API server's timeout to write the response and cross the network. */
 const MIN_ANSWER_MARGIN_MS = 100;
 const MIN_REVIEW_BUDGET_MS = 50;
+/** Responses to HTTP parse errors, by Node error code, matching Node's default handler. */
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
 
 export interface TlsMaterial {
   certificatePem: string;
@@ -43,15 +54,49 @@ export interface WebhookServerOptions {
   tls: TlsMaterial;
 }
 
-/** Creates the HTTPS server; the caller listens, and swaps certificates with setSecureContext. */
+/**
+ * Creates the HTTPS server; the caller listens, and swaps certificates with setSecureContext.
+ * No request, malformed connection or failed TLS handshake can throw out of its handlers.
+ */
 export function createWebhookServer(options: WebhookServerOptions): https.Server {
   const server = https.createServer(
     { cert: options.tls.certificatePem, key: options.tls.privateKeyPem, minVersion: 'TLSv1.2' },
-    (request, response) => route(options, request, response),
+    (request, response) => {
+      try {
+        route(options, request, response);
+      } catch (error) {
+        respondToUnexpectedError(options, request, response, undefined, error);
+      }
+    },
   );
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    options.logger.debug({ err: error }, 'malformed HTTP request, closing the connection');
+    closeClientSocket(socket, error.code);
+  });
+  server.on('tlsClientError', (error: Error, socket: Duplex) => {
+    options.logger.debug({ err: error }, 'TLS handshake failed, closing the connection');
+    socket.destroy();
+  });
+  // Without a listener, an 'error' event such as a failed accept() (EMFILE) ends the process.
+  server.on('error', (error: Error) => {
+    options.logger.error({ err: error }, 'webhook HTTPS server error');
+  });
   return server;
+}
+
+// Sends the response that Node sends to an HTTP parse error without a 'clientError' listener,
+// then closes the connection.
+function closeClientSocket(socket: Duplex, code: string | undefined): void {
+  try {
+    if (code !== 'ECONNRESET' && socket.writable) {
+      const status = CLIENT_ERROR_STATUS[code ?? ''] ?? '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+    }
+  } finally {
+    socket.destroy();
+  }
 }
 
 function route(
@@ -108,17 +153,24 @@ function handleMutate(
       `request body of ${declaredLength} bytes exceeds the limit of ${MAX_REQUEST_BODY_BYTES} bytes`,
     );
   }
-  readBody(request, MAX_REQUEST_BODY_BYTES).then(
-    (body) => {
-      if (body === undefined) {
-        return reject(413, `request body exceeds the limit of ${MAX_REQUEST_BODY_BYTES} bytes`);
-      }
-      return answerReview(options, request, response, body, startedAt);
-    },
-    (error: unknown) => options.logger.warn({ err: error }, 'reading an admission request failed'),
-  );
+  readBody(request, MAX_REQUEST_BODY_BYTES)
+    .then(
+      (body) => {
+        if (body === undefined) {
+          return reject(413, `request body exceeds the limit of ${MAX_REQUEST_BODY_BYTES} bytes`);
+        }
+        return answerReview(options, request, response, body, startedAt);
+      },
+      (error: unknown) =>
+        options.logger.warn({ err: error }, 'reading an admission request failed'),
+    )
+    .catch((error: unknown) =>
+      respondToUnexpectedError(options, request, response, undefined, error),
+    );
 }
 
+// Catches any error thrown while building or sending the response, so that a request cannot
+// end the process.
 async function answerReview(
   options: WebhookServerOptions,
   request: IncomingMessage,
@@ -126,27 +178,72 @@ async function answerReview(
   body: string,
   startedAt: number,
 ): Promise<void> {
-  const parsed = parseAdmissionReview(body);
-  if (!parsed.ok) {
-    options.metrics.rejectedRequests.inc(['400']);
-    options.logger.warn({ remoteAddress: request.socket.remoteAddress }, parsed.message);
-    return sendText(response, 400, parsed.message);
-  }
-  const budgetMs = reviewBudgetMs(request.url ?? '');
-  let answer;
+  let uid: string | undefined;
   try {
-    answer = await options.handler.review(parsed.request, budgetMs);
+    const parsed = parseAdmissionReview(body);
+    if (!parsed.ok) {
+      options.metrics.rejectedRequests.inc(['400']);
+      options.logger.warn({ remoteAddress: request.socket.remoteAddress }, parsed.message);
+      return sendText(response, 400, parsed.message);
+    }
+    uid = parsed.request.uid;
+    const answer = await options.handler.review(parsed.request, reviewBudgetMs(request.url ?? ''));
+    sendReview(response, answer);
+    options.metrics.admissionDuration.observe((performance.now() - startedAt) / 1000);
   } catch (error) {
-    options.logger.error({ err: error, uid: parsed.request.uid }, 'admission handler failed');
-    answer = erroredResponse(parsed.request.uid, 'internal error in the webhook');
+    respondToUnexpectedError(options, request, response, uid, error);
   }
+}
+
+/**
+ * Responds to a request whose handling threw, and never throws itself. A review with a known uid
+ * gets HTTP 200, allowed, no patch and a warning, so the pod is admitted as with failurePolicy
+ * Ignore but the user sees why. Without a uid the response is a JSON error: 400 on /mutate and
+ * 500 on other paths. Every case is logged and counted.
+ */
+function respondToUnexpectedError(
+  options: WebhookServerOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  uid: string | undefined,
+  error: unknown,
+): void {
+  try {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    options.logger.error(
+      { err: error, uid, path, remoteAddress: request.socket.remoteAddress },
+      'answering a webhook request failed',
+    );
+    if (uid !== undefined) options.metrics.admissions.inc(['error', 'internal']);
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    if (uid !== undefined) {
+      sendReview(response, erroredResponse(uid, 'internal error in the webhook'));
+      return;
+    }
+    const status = path === '/mutate' ? 400 : 500;
+    if (status === 400) options.metrics.rejectedRequests.inc(['400']);
+    const payload = JSON.stringify({ error: 'internal error in the webhook' });
+    response.writeHead(status, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(payload),
+      Connection: 'close',
+    });
+    response.end(payload);
+  } catch {
+    response.destroy();
+  }
+}
+
+function sendReview(response: ServerResponse, answer: AdmissionResponse): void {
   const payload = serializeReview(answer);
   response.writeHead(200, {
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(payload),
   });
   response.end(payload);
-  options.metrics.admissionDuration.observe((performance.now() - startedAt) / 1000);
 }
 
 /**

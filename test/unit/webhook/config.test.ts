@@ -109,6 +109,16 @@ describe('webhook/config', () => {
     expect(message).to.contain('--log-level: invalid value "loud"');
   });
 
+  it('rejects fractional bytes of memory', () => {
+    const message = parseError([
+      ...REQUIRED,
+      '--sidecar-memory-request=100663296.5',
+      '--sidecar-memory-limit=134217728000m',
+    ]);
+    expect(message).to.contain('--sidecar-memory-request: invalid quantity "100663296.5"');
+    expect(message).to.contain('--sidecar-memory-limit: invalid quantity "134217728000m"');
+  });
+
   it('rejects a request above its limit', () => {
     expect(parseError([...REQUIRED, '--sidecar-memory-request=256Mi'])).to.contain(
       '--sidecar-memory-request must not exceed --sidecar-memory-limit',

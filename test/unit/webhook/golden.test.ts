@@ -93,6 +93,7 @@ const CASES: GoldenCase[] = [
   { name: 'skip-initializer', patched: false },
   { name: 'skip-no-jobset-label', patched: false },
   { name: 'skip-no-service-account', patched: false, warnings: 1 },
+  { name: 'name-conflict', patched: false, warnings: 1 },
   { name: 'deprecated-service-account', patched: true },
 ];
 

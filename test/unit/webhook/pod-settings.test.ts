@@ -9,7 +9,7 @@ import {
   SIDECAR_MODE_ANNOTATION,
 } from '../../../shared/annotations.ts';
 import { resolvePodSettings } from '../../../webhook/pod-settings.ts';
-import { parseQuantity } from '../../../webhook/quantity.ts';
+import { isWholeByteQuantity, parseQuantity } from '../../../webhook/quantity.ts';
 import { DEFAULTS } from './fixtures.ts';
 
 describe('webhook/pod-settings', () => {
@@ -74,6 +74,10 @@ describe('webhook/pod-settings', () => {
     [SIDECAR_CPU_ANNOTATION, '100x', 'sidecar-cpu'],
     [SIDECAR_MEMORY_ANNOTATION, '16Mi', 'sidecar-memory'],
     [SIDECAR_MEMORY_ANNOTATION, '-64Mi', 'sidecar-memory'],
+    [SIDECAR_MEMORY_ANNOTATION, '33554432.5', 'sidecar-memory'],
+    [SIDECAR_MEMORY_ANNOTATION, '0.1Gi', 'sidecar-memory'],
+    [SIDECAR_MEMORY_ANNOTATION, '67108864000m', 'sidecar-memory'],
+    [SIDECAR_MEMORY_ANNOTATION, '67108864000000u', 'sidecar-memory'],
   ];
   for (const [annotation, value, setting] of invalid) {
     it(`falls back on ${setting} ${JSON.stringify(value)}`, () => {
@@ -81,6 +85,17 @@ describe('webhook/pod-settings', () => {
       expect(warnings.map((w) => w.setting)).to.deep.equal([setting]);
       expect(warnings[0]!.message).to.contain(annotation);
       expect(settings).to.deep.equal(resolvePodSettings({}, DEFAULTS).settings);
+    });
+  }
+
+  for (const memory of ['33554432', '0.5Gi', '32.5Mi', '65536Ki', '3.3554432e7', '128M']) {
+    it(`accepts whole-byte memory ${JSON.stringify(memory)}`, () => {
+      const { settings, warnings } = resolvePodSettings(
+        { [SIDECAR_MEMORY_ANNOTATION]: memory },
+        DEFAULTS,
+      );
+      expect(warnings).to.deep.equal([]);
+      expect(settings.resources.memoryLimit).to.equal(memory);
     });
   }
 
@@ -99,6 +114,7 @@ describe('webhook/pod-settings', () => {
       DEFAULTS,
     );
     expect(warnings[0]!.message.length).to.be.below(200);
+    expect(warnings[0]!.message).to.contain('x...",');
   });
 
   describe('parseQuantity', () => {
@@ -123,6 +139,36 @@ describe('webhook/pod-settings', () => {
         const parsed = parseQuantity(text);
         if (value === undefined) expect(parsed).to.equal(undefined);
         else expect(parsed).to.be.closeTo(value, value * 1e-9);
+      });
+    }
+  });
+
+  describe('isWholeByteQuantity', () => {
+    const cases: [string, boolean][] = [
+      ['33554432', true],
+      ['0.5Ki', true],
+      ['1.5', false],
+      ['33554432.5', false],
+      ['33554432.000001', false],
+      ['0.1Gi', false],
+      ['1000m', false],
+      ['5n', false],
+      ['5u', false],
+      ['1.5e1', true],
+      ['1.55e1', false],
+      ['15e-1', false],
+      ['150e-1', true],
+      ['0.5k', true],
+      ['0.0005k', false],
+      ['0', true],
+      ['.5Mi', true],
+      ['1Ei', true],
+      [`1${'0'.repeat(40)}e-60`, false],
+      ['64MiB', false],
+    ];
+    for (const [text, whole] of cases) {
+      it(`${whole ? 'accepts' : 'rejects'} ${JSON.stringify(text)}`, () => {
+        expect(isWholeByteQuantity(text)).to.equal(whole);
       });
     }
   });

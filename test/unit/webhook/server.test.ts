@@ -1,5 +1,6 @@
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { expect } from 'chai';
 import { createLogger } from '../../../shared/logger.ts';
 import { AdmissionHandler, type TrainJobLookupSource } from '../../../webhook/admission-handler.ts';
@@ -158,6 +159,70 @@ describe('webhook/server', () => {
     );
     expect(answer.status).to.equal(400);
     expect(answer.text).to.contain('missing request.uid');
+  });
+
+  it('survives an apiVersion object without toString', async () => {
+    const first = await postJson(
+      '{"apiVersion":{"toString":1},"kind":"AdmissionReview","request":{"uid":"a"}}',
+    );
+    expect(first.status).to.equal(400);
+    expect(first.text).to.contain('found apiVersion of type object');
+    const second = await postJson(review());
+    expect(second.status).to.equal(200);
+    expect((JSON.parse(second.text) as { response: { uid: string } }).response.uid).to.equal(
+      admissionRequest(null).uid,
+    );
+  });
+
+  it('allows the pod when the handler throws', async () => {
+    lookup = () => {
+      throw new Error('cache exploded');
+    };
+    const answer = await postJson(review());
+    expect(answer.status).to.equal(200);
+    const body = JSON.parse(answer.text) as {
+      response: { uid: string; allowed: boolean; patch?: string; warnings: string[] };
+    };
+    expect(body.response.uid).to.equal(admissionRequest(null).uid);
+    expect(body.response.allowed).to.equal(true);
+    expect(body.response.patch).to.equal(undefined);
+    expect(body.response.warnings).to.deep.equal([
+      'trainjob-progress: sidecar not injected: internal error in the webhook',
+    ]);
+    expect(metrics.admissions.value(['error', 'internal'])).to.equal(1);
+  });
+
+  it('allows the pod when the lookup rejects', async () => {
+    lookup = () => Promise.reject(new Error('watch failed'));
+    const answer = await postJson(review());
+    expect(answer.status).to.equal(200);
+    const body = JSON.parse(answer.text) as { response: { allowed: boolean; patch?: string } };
+    expect(body.response.allowed).to.equal(true);
+    expect(body.response.patch).to.equal(undefined);
+    expect(metrics.admissions.value(['error', 'internal'])).to.equal(1);
+  });
+
+  it('survives malformed HTTP and a failed TLS handshake', async () => {
+    const malformed = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca: tls.ca.certificatePem }, () =>
+        socket.write('NOT HTTP AT ALL\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(malformed).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/);
+
+    await new Promise<void>((resolve) => {
+      const socket = netConnect({ host: '127.0.0.1', port }, () =>
+        socket.write('GET / HTTP/1.1\r\n\r\n'),
+      );
+      socket.on('error', () => resolve());
+      socket.on('close', () => resolve());
+    });
+
+    expect((await send('GET', '/healthz')).status).to.equal(200);
   });
 
   it('rejects a JSON array with 400', async () => {
