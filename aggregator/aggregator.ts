@@ -75,6 +75,7 @@ export async function startAggregator(options: AggregatorOptions = {}): Promise<
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const registry: JobRegistry = new JobRegistry({
     historyLimit: config.historyLimit,
+    historyBytes: config.historyBytes,
     logger,
     scheduler,
     viewers: hub,

@@ -2,6 +2,7 @@
 // --help output lists them in this order, and each help text ends with its default.
 
 import type { AggregatorConfig } from './config.ts';
+import { DEFAULT_HISTORY_BYTES, MAX_ENTRY_BYTES, MIN_HISTORY_BYTES } from './history.ts';
 
 export type OptionKind = 'string' | 'integer' | 'number' | 'boolean';
 
@@ -97,6 +98,15 @@ export const AGGREGATOR_OPTIONS: readonly OptionSpec[] = [
     min: 4,
     max: 100000,
     help: 'statuses kept per TrainJob for the JSON API and the charts',
+  },
+  {
+    key: 'historyBytes',
+    flag: 'history-bytes',
+    kind: 'integer',
+    min: MIN_HISTORY_BYTES,
+    max: 1024 * 1024 * 1024,
+    help: `bytes of statuses, serialized as JSON, kept per TrainJob; older statuses are thinned out first, and a status over ${MAX_ENTRY_BYTES} bytes keeps only its numeric metrics`,
+    defaultText: `${DEFAULT_HISTORY_BYTES}, 4 MiB`,
   },
   {
     key: 'ingestMessagesPerSecond',

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOKEN_AUDIENCE } from '../shared/stream-protocol.ts';
+import { DEFAULT_HISTORY_BYTES } from './history.ts';
 import { AGGREGATOR_OPTIONS as OPTIONS, type OptionSpec } from './config-options.ts';
 
 export type AuthMode = 'kubernetes' | 'none';
@@ -24,6 +25,8 @@ export interface AggregatorConfig {
   readonly mirrorStatus: boolean;
   readonly fieldManager: string;
   readonly historyLimit: number;
+  /** Bytes of history entries, serialized as JSON, kept per TrainJob. */
+  readonly historyBytes: number;
   readonly ingestMessagesPerSecond: number;
   readonly ingestMessageBurst: number;
   readonly maxConnectionsPerPod: number;
@@ -51,6 +54,7 @@ export const DEFAULT_CONFIG: AggregatorConfig = Object.freeze({
   mirrorStatus: false,
   fieldManager: 'trainjob-progress-aggregator',
   historyLimit: 1000,
+  historyBytes: DEFAULT_HISTORY_BYTES,
   ingestMessagesPerSecond: 20,
   ingestMessageBurst: 500,
   maxConnectionsPerPod: 2,
@@ -87,7 +91,7 @@ export function aggregatorUsage(): string {
     return [
       `  --${spec.flag}${value}`,
       ...wrap(`${spec.help} (default: ${defaultText(spec)})`, HELP_WIDTH, '      '),
-      `      environment: ${envName(spec)}`,
+      `      env: ${envName(spec)}`,
     ].join('\n');
   });
   return [
@@ -142,14 +146,16 @@ export function parseAggregatorConfig(
   if (values.help === true) return undefined;
 
   const overrides: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
   for (const spec of OPTIONS) {
     const fromFlag = values[spec.flag];
     const raw = fromFlag ?? env[envName(spec)];
     if (raw === undefined || raw === '') continue;
     const source = fromFlag === undefined ? envName(spec) : `--${spec.flag}`;
     readOption(spec, raw, source, overrides);
+    sources[spec.key] = source;
   }
-  return resolveConfig(overrides);
+  return resolveConfig(overrides, sources);
 }
 
 function readOption(
@@ -205,50 +211,65 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(host) === 4 && host.startsWith('127.');
 }
 
-/** Applies defaults to a partial configuration, validates it and returns it frozen. */
-export function resolveConfig(overrides: Partial<AggregatorConfig>): AggregatorConfig {
+/**
+ * Applies defaults to a partial configuration, validates it and returns it frozen.
+ * `sources` names where each config field came from, such as `--write-qps` or
+ * `TRAINJOB_PROGRESS_WRITE_QPS`, for error messages; a field without one is named by its flag.
+ */
+export function resolveConfig(
+  overrides: Partial<AggregatorConfig>,
+  sources: Readonly<Record<string, string>> = {},
+): AggregatorConfig {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const config: AggregatorConfig = { ...DEFAULT_CONFIG, ...defined };
-  validateConfig(config);
+  validateConfig(config, (key, flag) => sources[key] ?? `--${flag}`);
   return Object.freeze(config);
 }
 
-function validateConfig(config: AggregatorConfig): void {
+function validateConfig(
+  config: AggregatorConfig,
+  sourceOf: (key: string, flag: string) => string,
+): void {
   for (const spec of OPTIONS) {
     if (spec.key === 'listen' || (spec.kind !== 'number' && spec.kind !== 'integer')) continue;
     const value = config[spec.key] as number;
     const integerOk = spec.kind !== 'integer' || Number.isInteger(value);
     if (!Number.isFinite(value) || !integerOk || value < spec.min! || value > spec.max!) {
       throw new ConfigError(
-        `invalid ${spec.flag} ${value}: expected ${spec.kind === 'integer' ? 'an integer' : 'a number'} from ${spec.min} to ${spec.max}`,
+        `invalid ${sourceOf(spec.key, spec.flag)} ${value}: expected ${spec.kind === 'integer' ? 'an integer' : 'a number'} from ${spec.min} to ${spec.max}`,
       );
     }
   }
   if (!Number.isInteger(config.listenPort) || config.listenPort < 0 || config.listenPort > 65535) {
-    throw new ConfigError(`invalid listen port ${config.listenPort}: expected 0 to 65535`);
+    throw new ConfigError(
+      `invalid ${sourceOf('listen', 'listen')} port ${config.listenPort}: expected 0 to 65535`,
+    );
   }
+  const auth = sourceOf('auth', 'auth');
   if (config.auth !== 'kubernetes' && config.auth !== 'none') {
     throw new ConfigError(
-      `invalid auth ${JSON.stringify(config.auth)}: expected kubernetes or none`,
+      `invalid ${auth} ${JSON.stringify(config.auth)}: expected kubernetes or none`,
     );
   }
   if (config.auth === 'none' && !isLoopbackHost(config.listenHost)) {
     throw new ConfigError(
-      `auth none trusts every client, so it needs a loopback listen address such as 127.0.0.1, not ${JSON.stringify(config.listenHost)}`,
+      `invalid ${auth} none: it trusts every client, so it needs a loopback --listen address such as 127.0.0.1, not ${JSON.stringify(config.listenHost)}`,
     );
   }
   if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
-    throw new ConfigError('tls-cert-file and tls-key-file must be given together');
+    throw new ConfigError('missing TLS file: give --tls-cert-file and --tls-key-file together');
   }
   if (!LOG_LEVELS.includes(config.logLevel)) {
     throw new ConfigError(
-      `invalid log-level ${JSON.stringify(config.logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`,
+      `invalid ${sourceOf('logLevel', 'log-level')} ${JSON.stringify(config.logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`,
     );
   }
-  for (const [name, value] of [
-    ['token-audience', config.tokenAudience],
-    ['field-manager', config.fieldManager],
+  for (const [key, flag, value] of [
+    ['tokenAudience', 'token-audience', config.tokenAudience],
+    ['fieldManager', 'field-manager', config.fieldManager],
   ] as const) {
-    if (value.trim() === '') throw new ConfigError(`invalid ${name}: must not be empty`);
+    if (value.trim() === '') {
+      throw new ConfigError(`invalid ${sourceOf(key, flag)}: must not be empty`);
+    }
   }
 }

@@ -4,13 +4,19 @@
 // pod and pod UID must match the token's pod, or the stream is closed as forbidden.
 // Samples are taken in seq order per pod. A seq at or below the last one seen is a
 // duplicate resent after a reconnect, so it is acknowledged but not used. Everything in a
-// message is untrusted, so each sample is normalized again. A message that is not JSON or
-// not a valid sample is skipped with a log line, and the stream goes on.
+// message is untrusted, so every field is type-checked and each sample is normalized again.
+// An invalid hello closes the stream with 4400 and a reason. A sample message that is not
+// JSON or not a valid sample is skipped with a log line, and the stream goes on.
 
 import type { WebSocket, RawData } from 'ws';
 import type { Logger } from '../shared/logger.ts';
 import { normalizeSample } from '../shared/metrics-sample.ts';
-import { CLOSE_CODES, type HelloMessage, type IngestReply } from '../shared/stream-protocol.ts';
+import {
+  CLOSE_CODES,
+  MAX_INGEST_MESSAGE_BYTES,
+  type HelloMessage,
+  type IngestReply,
+} from '../shared/stream-protocol.ts';
 import type { JobRegistry } from './job-registry.ts';
 import type { AggregatorMetrics } from './metrics.ts';
 import type { SidecarIdentity } from './sidecar-auth.ts';
@@ -20,6 +26,17 @@ export const HELLO_TIMEOUT_MS = 10_000;
 /** Invalid messages logged at warn level per connection; later ones are logged at debug. */
 const WARN_LOG_LIMIT = 5;
 const MAX_NAME_LENGTH = 253;
+const MAX_VERSION_LENGTH = 64;
+/** Accepted range of a hello's poll and scrape intervals, in seconds. */
+const MAX_INTERVAL_SECONDS = 86_400;
+/** Standard WebSocket close codes (RFC 6455, section 7.4.1). */
+const MESSAGE_TOO_BIG = 1009;
+const INTERNAL_ERROR = 1011;
+/** Oldest accepted observedAt; earlier times are replaced by the receive time. */
+const MIN_OBSERVED_AT_MS = Date.UTC(2000, 0, 1);
+/** How far ahead of this process's clock an observedAt may be. */
+const MAX_CLOCK_AHEAD_MS = 60_000;
+const RFC3339_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
 
 export interface IngestSettings {
   /** undefined with `--auth none`, where the hello is trusted. */
@@ -58,6 +75,7 @@ export class IngestConnection {
   #peer: Peer | undefined;
   #helloTimer: NodeJS.Timeout | undefined;
   #invalidCount = 0;
+  #afterFinalCount = 0;
 
   constructor(socket: WebSocket, settings: IngestSettings, context: IngestContext) {
     this.#socket = socket;
@@ -83,7 +101,25 @@ export class IngestConnection {
     socket.on('error', (error) => this.#logger.warn({ err: error }, 'sidecar connection error'));
   }
 
+  // An exception here would end the process, because ws emits 'message' synchronously.
   #onMessage(data: RawData, isBinary: boolean): void {
+    try {
+      this.#handleMessage(data, isBinary);
+    } catch (error) {
+      this.#logger.error({ err: error }, 'handling a sidecar message failed');
+      this.#close(INTERNAL_ERROR, 'internal error; see the aggregator log');
+    }
+  }
+
+  #handleMessage(data: RawData, isBinary: boolean): void {
+    const size = rawByteLength(data);
+    if (size > MAX_INGEST_MESSAGE_BYTES) {
+      this.#close(
+        MESSAGE_TOO_BIG,
+        `message of ${size} bytes exceeds the maximum of ${MAX_INGEST_MESSAGE_BYTES} bytes`,
+      );
+      return;
+    }
     if (!this.#rate.tryTake(this.#now())) {
       this.#context.metrics.samplesRejected.inc({ reason: 'rate-limited' });
       this.#close(
@@ -118,7 +154,10 @@ export class IngestConnection {
         this.#onSample(message);
         return;
       case 'goodbye':
-        this.#logger.info({ reason: message.reason }, 'sidecar sent goodbye');
+        this.#logger.info(
+          { reason: typeof message.reason === 'string' ? message.reason.slice(0, 64) : undefined },
+          'sidecar sent goodbye',
+        );
         return;
       case 'hello':
         this.#close(CLOSE_CODES.protocolError, 'hello sent twice');
@@ -131,11 +170,8 @@ export class IngestConnection {
   #onHello(message: Record<string, unknown>): void {
     clearTimeout(this.#helloTimer);
     const hello = readHello(message);
-    if (hello === undefined) {
-      this.#close(
-        CLOSE_CODES.protocolError,
-        'invalid hello: namespace, trainJob, pod and podUid must be names',
-      );
+    if (typeof hello === 'string') {
+      this.#close(CLOSE_CODES.protocolError, `invalid hello: ${hello}`);
       return;
     }
     const mismatch = this.#identityMismatch(hello);
@@ -173,8 +209,11 @@ export class IngestConnection {
     if (hello.namespace !== identity.namespace || hello.trainJob !== identity.trainJob) {
       return `hello names TrainJob ${hello.namespace}/${hello.trainJob}, but the token's pod belongs to ${identity.namespace}/${identity.trainJob}`;
     }
-    if (hello.pod !== identity.podName || hello.podUid !== identity.podUid) {
+    if (hello.pod !== identity.podName) {
       return `hello names pod ${hello.pod}, but the token belongs to pod ${identity.podName}`;
+    }
+    if (hello.podUid !== identity.podUid) {
+      return `hello names pod ${hello.pod} with UID ${hello.podUid}, but the token belongs to the pod with UID ${identity.podUid}`;
     }
     return undefined;
   }
@@ -220,7 +259,19 @@ export class IngestConnection {
       metrics.samplesReceived.inc();
     } else {
       metrics.samplesRejected.inc({ reason: 'after-final' });
+      this.#logAfterFinal(seq, state.phase);
     }
+  }
+
+  // Logs the first sample dropped after the final status at info level and the rest at
+  // debug, so a sidecar that keeps sending after the job ended logs one line per connection.
+  #logAfterFinal(seq: number, phase: string): void {
+    this.#afterFinalCount++;
+    const level = this.#afterFinalCount === 1 ? 'info' : 'debug';
+    this.#logger[level](
+      { seq, phase, droppedSamples: this.#afterFinalCount },
+      'dropped sample: the TrainJob has ended or its final status is already set',
+    );
   }
 
   #skip(reason: string, detail: string): void {
@@ -266,12 +317,30 @@ export function decrementCount(counts: Map<string, number>, key: string): void {
   else counts.set(key, open);
 }
 
-function readHello(message: Record<string, unknown>): HelloMessage | undefined {
+/**
+ * Reads a hello message; returns what is wrong with it as text when it is invalid. The
+ * names are required. sidecarVersion and both intervals are optional, but must have the
+ * right type when present.
+ */
+export function readHello(message: Record<string, unknown>): HelloMessage | string {
   const names = ['namespace', 'trainJob', 'pod', 'podUid'] as const;
   for (const field of names) {
     const value = message[field];
-    if (typeof value !== 'string' || value === '' || value.length > MAX_NAME_LENGTH)
-      return undefined;
+    if (typeof value !== 'string' || value === '' || value.length > MAX_NAME_LENGTH) {
+      return `${field} must be a string of 1 to ${MAX_NAME_LENGTH} characters`;
+    }
+  }
+  const version = message.sidecarVersion;
+  if (version !== undefined && typeof version !== 'string') {
+    return 'sidecarVersion must be a string';
+  }
+  const pollIntervalSeconds = readInterval(message.pollIntervalSeconds);
+  if (pollIntervalSeconds === undefined) {
+    return `pollIntervalSeconds must be a number from 0 to ${MAX_INTERVAL_SECONDS}`;
+  }
+  const scrapeIntervalSeconds = readInterval(message.scrapeIntervalSeconds);
+  if (scrapeIntervalSeconds === undefined) {
+    return `scrapeIntervalSeconds must be a number from 0 to ${MAX_INTERVAL_SECONDS}`;
   }
   return {
     type: 'hello',
@@ -279,17 +348,37 @@ function readHello(message: Record<string, unknown>): HelloMessage | undefined {
     trainJob: message.trainJob as string,
     pod: message.pod as string,
     podUid: message.podUid as string,
-    sidecarVersion:
-      typeof message.sidecarVersion === 'string' ? message.sidecarVersion.slice(0, 64) : 'unknown',
-    pollIntervalSeconds: Number(message.pollIntervalSeconds) || 0,
-    scrapeIntervalSeconds: Number(message.scrapeIntervalSeconds) || 0,
+    sidecarVersion: version === undefined ? 'unknown' : version.slice(0, MAX_VERSION_LENGTH),
+    pollIntervalSeconds,
+    scrapeIntervalSeconds,
   };
 }
 
-function readObservedAt(value: unknown, nowMs: number): Date {
-  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
-  // A sidecar clock far ahead would pin lastUpdatedTime in the future.
-  return Number.isNaN(ms) || ms > nowMs + 60_000 ? new Date(nowMs) : new Date(ms);
+/** Reads an optional interval in seconds: 0 when absent, undefined when invalid. */
+function readInterval(value: unknown): number | undefined {
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  return value >= 0 && value <= MAX_INTERVAL_SECONDS ? value : undefined;
+}
+
+/**
+ * Reads a sample's observedAt: an RFC 3339 time from 2000 on and at most
+ * MAX_CLOCK_AHEAD_MS ahead of `nowMs`. Anything else, such as a year-0 time from a zero
+ * value or a sidecar clock far ahead, would show a misleading lastUpdatedTime, so the
+ * receive time `nowMs` is used instead.
+ */
+export function readObservedAt(value: unknown, nowMs: number): Date {
+  if (typeof value !== 'string' || !RFC3339_TIME.test(value)) return new Date(nowMs);
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms) || ms < MIN_OBSERVED_AT_MS || ms > nowMs + MAX_CLOCK_AHEAD_MS) {
+    return new Date(nowMs);
+  }
+  return new Date(ms);
+}
+
+function rawByteLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((total, chunk) => total + chunk.length, 0);
+  return data.byteLength;
 }
 
 function rawToString(data: RawData): string {

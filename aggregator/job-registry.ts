@@ -17,6 +17,8 @@ export const UNKNOWN_JOB_IDLE_MS = 60 * 1000;
 
 export interface JobRegistryDeps {
   historyLimit: number;
+  /** Byte budget of each job's history; DEFAULT_HISTORY_BYTES when undefined. */
+  historyBytes?: number;
   logger: Logger;
   scheduler: { schedule(state: JobState): void; forget(state: JobState): void };
   viewers: {
@@ -155,7 +157,13 @@ export class JobRegistry {
   }
 
   #create(namespace: string, name: string): JobState {
-    const state = new JobState(namespace, name, this.#deps.historyLimit, this.#now());
+    const state = new JobState(
+      namespace,
+      name,
+      this.#deps.historyLimit,
+      this.#now(),
+      this.#deps.historyBytes,
+    );
     this.#jobs.set(state.key, state);
     return state;
   }

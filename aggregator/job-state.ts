@@ -112,11 +112,17 @@ export class JobState {
   #written: { content: string; atMs: number } | undefined;
   #capturing = false;
 
-  constructor(namespace: string, name: string, historyLimit: number, nowMs: number) {
+  constructor(
+    namespace: string,
+    name: string,
+    historyLimit: number,
+    nowMs: number,
+    historyBytes?: number,
+  ) {
     this.namespace = namespace;
     this.name = name;
     this.key = jobKey(namespace, name);
-    this.history = new History(historyLimit);
+    this.history = new History(historyLimit, historyBytes);
     this.lastActivityMs = nowMs;
   }
 
@@ -143,19 +149,24 @@ export class JobState {
 
   // The annotation on the object seeds the state after a restart. Later events mostly echo
   // this process's own writes, which must not move `written` back to an older content.
+  // A final summary counts as final only while the phase is Complete or Failed. On a job
+  // that is still running it was copied from another job's manifest, so its values are
+  // shown as a running status and the next sample replaces it.
   #adoptAnnotation(value: string | undefined, firstSight: boolean, nowMs: number): void {
     const parsed = parseTrainerStatus(value);
     if (parsed === undefined) return;
     const time = parseTime(parsed.lastUpdatedTime) ?? new Date(nowMs);
     const writtenAtMs = Math.min(nowMs, time.getTime());
     const content = statusContent(parsed.status);
-    if (this.#final === undefined && isFinalSummary(parsed.status.summary)) {
+    const finalSummary = isFinalSummary(parsed.status.summary);
+    if (this.#final === undefined && finalSummary && isTerminalPhase(this.phase)) {
       this.#final = { status: parsed.status, content, at: time, source: 'annotation' };
       this.#written = { content, atMs: writtenAtMs };
       return;
     }
     if (!firstSight) return;
-    this.#annotation = { status: parsed.status, time };
+    const status = finalSummary ? runningStatus(parsed.status.sample) : parsed.status;
+    this.#annotation = { status, time };
     this.#written = { content, atMs: writtenAtMs };
   }
 

@@ -20,6 +20,12 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger('aggregator', config.logLevel);
+  // A monitor only observes: Node still prints the error and exits with status 1, so a real
+  // bug is not hidden, but the log also gets a JSON line with the error. Node 15 and later
+  // turn an unhandled rejection into an uncaught exception, so this covers both.
+  process.on('uncaughtExceptionMonitor', (error, origin) =>
+    logger.fatal({ err: error, origin }, 'aggregator crashed'),
+  );
   const aggregator = await startAggregator({ ...config, logger });
   const signal = await nextSignal();
   logger.info({ signal }, 'shutting down');

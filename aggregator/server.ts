@@ -2,7 +2,13 @@
 // to the sidecar ingest and the viewer stream. Both WebSocket kinds authenticate in the
 // `upgrade` handler and reject with 401, 403, 429 or 503 before a socket is accepted.
 
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import {
+  maxHeaderSize,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../shared/logger.ts';
@@ -13,7 +19,11 @@ import {
   WATCH_PATH,
   type JobProgress,
 } from '../shared/stream-protocol.ts';
-import { bearerTokenOf, selectViewerProtocol } from '../shared/bearer-token.ts';
+import {
+  authorizationHeaderToken,
+  bearerTokenOf,
+  selectViewerProtocol,
+} from '../shared/bearer-token.ts';
 import type { AggregatorConfig } from './config.ts';
 import { rejectUpgrade, sendJson, sendText } from './http-responses.ts';
 import { IngestConnection, decrementCount, type IngestContext } from './ingest-handler.ts';
@@ -26,6 +36,15 @@ import { createServer, stopCertificateReload } from './tls-server.ts';
 import { renderWebPage } from './web-page.ts';
 
 const MAX_VIEWER_MESSAGE_BYTES = 4096;
+/**
+ * Frame size at which the ws library closes an ingest stream itself, with code 1009 and no
+ * reason. Messages between MAX_INGEST_MESSAGE_BYTES and this size are closed by the ingest
+ * handler with a reason. This limit bounds the memory of one connection.
+ */
+const INGEST_FRAME_LIMIT_BYTES = 1024 * 1024;
+/** Rejected sidecar connections logged at warn level per window; the rest are counted. */
+const REJECTION_LOG_LIMIT = 10;
+const REJECTION_LOG_WINDOW_MS = 60_000;
 const JOB_API_ROUTE = /^\/v1\/namespaces\/([^/]+)\/trainjobs\/([^/]+)$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -48,7 +67,10 @@ export class AggregatorServer {
   readonly #ingest = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
-    maxPayload: MAX_INGEST_MESSAGE_BYTES,
+    maxPayload: Math.max(INGEST_FRAME_LIMIT_BYTES, MAX_INGEST_MESSAGE_BYTES),
+    // Sidecars send their token in the Authorization header and offer no subprotocol, so the
+    // handshake never selects one, least of all a token-carrying one.
+    handleProtocols: () => false,
   });
   readonly #viewers = new WebSocketServer({
     noServer: true,
@@ -61,6 +83,7 @@ export class AggregatorServer {
   readonly #alive = new WeakSet<WebSocket>();
   #heartbeat: NodeJS.Timeout | undefined;
   #closing = false;
+  #rejectionLog = { windowStartMs: 0, logged: 0, suppressed: 0 };
 
   constructor(context: ServerContext) {
     this.#context = context;
@@ -71,9 +94,11 @@ export class AggregatorServer {
       logger: context.logger,
       connectionsPerPod: new Map(),
     };
-    this.server.on('request', (request, response) => this.#onRequest(request, response));
-    this.server.on('upgrade', (request, socket, head) => this.#onUpgrade(request, socket, head));
-    this.server.on('clientError', (_error, socket) => socket.destroy());
+    this.server.on('request', (request, response) => this.#handleRequest(request, response));
+    this.server.on('upgrade', (request, socket, head) =>
+      this.#handleUpgrade(request, socket, head),
+    );
+    this.server.on('clientError', (error, socket) => this.#onClientError(error, socket));
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -125,8 +150,32 @@ export class AggregatorServer {
     socket.on('message', () => this.#alive.add(socket));
   }
 
+  // No request may throw out of the server's event handlers, because an exception there
+  // ends the process.
+  #handleRequest(request: IncomingMessage, response: ServerResponse): void {
+    try {
+      this.#onRequest(request, response);
+    } catch (error) {
+      this.#failRequest(request, response, error);
+    }
+  }
+
+  #failRequest(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    this.#context.logger.error(
+      { err: error, method: request.method, url: request.url },
+      'HTTP request failed',
+    );
+    if (response.headersSent) response.destroy();
+    else sendJson(response, 500, { error: 'internal error; see the aggregator log' });
+  }
+
   #onRequest(request: IncomingMessage, response: ServerResponse): void {
-    const url = new URL(request.url ?? '/', 'http://aggregator');
+    const url = parseRequestUrl(request.url);
+    if (url === undefined) {
+      return sendJson(response, 400, {
+        error: `invalid request target ${JSON.stringify(request.url)}`,
+      });
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       sendText(response, 405, 'only GET is supported\n');
       return;
@@ -150,11 +199,15 @@ export class AggregatorServer {
     }
     const match = JOB_API_ROUTE.exec(url.pathname);
     if (match === null) return sendJson(response, 404, { error: `no route for ${url.pathname}` });
-    void this.#sendJob(
-      request,
-      response,
-      decodeURIComponent(match[1]!),
-      decodeURIComponent(match[2]!),
+    const namespace = decodePathSegment(match[1]!);
+    const name = decodePathSegment(match[2]!);
+    if (namespace === undefined || name === undefined) {
+      return sendJson(response, 400, {
+        error: `invalid percent-encoding in ${JSON.stringify(url.pathname)}`,
+      });
+    }
+    this.#sendJob(request, response, namespace, name).catch((error: unknown) =>
+      this.#failRequest(request, response, error),
     );
   }
 
@@ -188,12 +241,28 @@ export class AggregatorServer {
     sendJson(response, 200, { job: state.progress(), history: state.history.entries() });
   }
 
+  #handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      this.#onUpgrade(request, socket, head);
+    } catch (error) {
+      this.#failUpgrade(request, socket, error);
+    }
+  }
+
+  #failUpgrade(request: IncomingMessage, socket: Duplex, error: unknown): void {
+    this.#context.logger.error({ err: error, url: request.url }, 'WebSocket upgrade failed');
+    rejectUpgrade(socket, 500, 'internal error; see the aggregator log');
+  }
+
   #onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (error) =>
       this.#context.logger.debug({ err: error }, 'upgrade socket error'),
     );
     if (this.#closing) return rejectUpgrade(socket, 503, 'aggregator shutting down');
-    const url = new URL(request.url ?? '/', 'http://aggregator');
+    const url = parseRequestUrl(request.url);
+    if (url === undefined) {
+      return rejectUpgrade(socket, 400, `invalid request target ${JSON.stringify(request.url)}`);
+    }
     const handler =
       url.pathname === INGEST_PATH
         ? this.#upgradeIngest(request, socket, head)
@@ -201,27 +270,38 @@ export class AggregatorServer {
           ? this.#upgradeViewer(request, socket, head, url)
           : undefined;
     if (handler === undefined) return rejectUpgrade(socket, 404, `no WebSocket at ${url.pathname}`);
-    handler.catch((error: unknown) => {
-      this.#context.logger.error({ err: error }, 'WebSocket upgrade failed');
-      rejectUpgrade(socket, 500, 'internal error');
-    });
+    handler.catch((error: unknown) => this.#failUpgrade(request, socket, error));
+  }
+
+  // Answers a request that Node's HTTP parser rejected, such as one whose headers exceed
+  // the maximum header size, before closing the connection.
+  #onClientError(error: Error & { code?: string }, socket: Duplex): void {
+    if (error.code !== 'ECONNRESET' && socket.writable) {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body =
+        status === 431
+          ? `request headers exceed the maximum of ${maxHeaderSize} bytes\n`
+          : `invalid HTTP request: ${error.code ?? error.message}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n` +
+          `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
   }
 
   async #upgradeIngest(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { config, metrics, sidecarAuth, logger } = this.#context;
+    const { config, metrics, sidecarAuth } = this.#context;
     let identity: SidecarIdentity | undefined;
     if (sidecarAuth !== undefined) {
-      const token = bearerTokenOf(request);
+      const token = authorizationHeaderToken(request);
       const result =
         token === undefined
           ? ({ ok: false, status: 401, reason: 'missing bearer token' } as const)
           : await sidecarAuth.authenticate(token);
       if (!result.ok) {
         metrics.ingestRejected.inc({ reason: String(result.status) });
-        logger.warn(
-          { status: result.status, reason: result.reason, remote: request.socket.remoteAddress },
-          'sidecar connection rejected',
-        );
+        this.#logRejection(result.status, result.reason, request.socket.remoteAddress);
         return rejectUpgrade(socket, result.status, result.reason);
       }
       identity = result.identity;
@@ -248,6 +328,36 @@ export class AggregatorServer {
       };
       new IngestConnection(ws, settings, this.#ingestContext);
     });
+  }
+
+  // Logs at most REJECTION_LOG_LIMIT rejected sidecar connections per window at warn level,
+  // so a client retrying a bad token cannot flood the log. The rest are logged at debug and
+  // counted in the next warn line.
+  #logRejection(status: number, reason: string, remote: string | undefined): void {
+    const { logger } = this.#context;
+    const now = Date.now();
+    const log = this.#rejectionLog;
+    if (now - log.windowStartMs >= REJECTION_LOG_WINDOW_MS) {
+      log.windowStartMs = now;
+      log.logged = 0;
+    }
+    if (log.logged >= REJECTION_LOG_LIMIT) {
+      log.suppressed++;
+      logger.debug({ status, reason, remote }, 'sidecar connection rejected');
+      return;
+    }
+    log.logged++;
+    const suppressed = log.suppressed;
+    log.suppressed = 0;
+    logger.warn(
+      {
+        status,
+        reason,
+        remote,
+        ...(suppressed > 0 ? { suppressedSinceLastWarning: suppressed } : {}),
+      },
+      'sidecar connection rejected',
+    );
   }
 
   #snapshot(namespace: string, name: string | undefined): JobProgress[] {
@@ -298,5 +408,18 @@ export class AggregatorServer {
       });
       ws.on('error', () => ws.terminate());
     });
+  }
+}
+
+/** Parses a request target; returns undefined when it is not a valid path or URL. */
+function parseRequestUrl(target: string | undefined): URL | undefined {
+  return URL.parse(target ?? '/', 'http://aggregator') ?? undefined;
+}
+
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }

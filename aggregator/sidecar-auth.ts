@@ -22,7 +22,12 @@ import { ReviewCache, reviewTtlMs, tokenCacheKey } from './review-cache.ts';
 export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 export const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
 /** How long a rejection is remembered, so a client retrying a bad token costs few reviews. */
-const REJECTION_CACHE_MS = 5000;
+const REJECTION_CACHE_MS = 10_000;
+/**
+ * Projected service account tokens are JWTs: three base64url parts. Other tokens are
+ * rejected without a TokenReview, so garbage tokens cost no API server requests.
+ */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 
 /** The pod behind a sidecar token and the TrainJob it belongs to. */
 export interface SidecarIdentity {
@@ -73,6 +78,9 @@ export class KubernetesSidecarAuthenticator implements SidecarAuthenticator {
 
   /** Validates a sidecar token; results are cached for at most the token's lifetime. */
   async authenticate(token: string): Promise<SidecarAuthResult> {
+    if (!JWT_SHAPE.test(token)) {
+      return deny(401, 'token rejected: it is not a JWT, so it is no service account token');
+    }
     const now = this.#now();
     const cacheMs = this.#options.cacheSeconds * 1000;
     return this.#cache.get(tokenCacheKey(token, 'sidecar'), now, async () => {
@@ -132,7 +140,10 @@ export class KubernetesSidecarAuthenticator implements SidecarAuthenticator {
       return deny(503, 'pod lookup failed; retry later');
     }
     if (pod.metadata?.uid !== podUid) {
-      return deny(403, `pod ${namespace}/${podName} has another UID than the token's pod`);
+      return deny(
+        403,
+        `pod ${namespace}/${podName} has UID ${pod.metadata?.uid ?? 'none'}, but the token belongs to the pod with UID ${podUid}`,
+      );
     }
     const labels = pod.metadata.labels ?? {};
     const trainJob = labels[JOBSET_NAME_LABEL];

@@ -108,8 +108,7 @@ export function followAggregator(
         const status = response.statusCode ?? 0;
         response.resume();
         if (status === 401 || status === 403) {
-          const message = `the aggregator rejected the request with HTTP ${status}`;
-          finish({ kind: 'error', message });
+          finish({ kind: 'error', message: rejectionMessage(status, options.token) });
         }
         // Ends the handshake; the close handler reconnects unless the follow has finished.
         socket.terminate();
@@ -130,6 +129,17 @@ export function followAggregator(
     };
     connect();
   });
+}
+
+function rejectionMessage(status: number, token: string | undefined): string {
+  const message = `the aggregator rejected the request with HTTP ${status}`;
+  if (status !== 401 || token !== undefined) return message;
+  return (
+    `${message}: the kubeconfig user has no bearer token, such as a user with a client ` +
+    'certificate, and the aggregator authenticates viewers by bearer token only. Use a ' +
+    'kubeconfig user with a token, or leave out --aggregator-url to follow the job through ' +
+    'the API server'
+  );
 }
 
 function rawText(data: WebSocket.RawData): string {

@@ -141,10 +141,10 @@ function statusRows(status: TrainerStatusObject, final: boolean): [string, strin
 
   const summary = status.estimatedRemainingTimeSummary;
   const seconds = status.estimatedRemainingSeconds;
-  if (summary !== undefined || seconds !== undefined) {
-    const parts = [summary, seconds === undefined ? undefined : `(${seconds} s)`];
-    rows.push([final ? 'Result' : 'Remaining', parts.filter(Boolean).join(' ')]);
-  }
+  // A finished job always shows 0 s remaining, so its result is the summary alone.
+  const remaining = final || seconds === undefined ? undefined : `(${seconds} s)`;
+  const text = [summary, remaining].filter(Boolean).join(' ');
+  if (text !== '') rows.push([final ? 'Result' : 'Remaining', text]);
   rows.push(['Updated', status.lastUpdatedTime]);
   return rows;
 }

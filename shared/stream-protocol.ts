@@ -1,8 +1,9 @@
 // Messages on the aggregator's WebSockets. Every message is one JSON text frame.
 //
 // Ingest (sidecar → aggregator, at INGEST_PATH): the sidecar sends `Authorization: Bearer
-// <projected service-account token>` on the upgrade request, then `hello` once, then
-// `sample` messages with strictly increasing `seq`, and `goodbye` before it exits. The
+// <projected service-account token>` on the upgrade request, the only place where the
+// aggregator reads an ingest token. Then it sends `hello` once, then `sample` messages with
+// strictly increasing `seq`, and `goodbye` before it exits. The
 // aggregator answers `hello` with `welcome` (the highest seq it already has from this pod, so
 // a reconnecting sidecar skips what was delivered) and acknowledges samples with `ack`, which
 // lets the sidecar drop them from its buffer.
@@ -17,7 +18,10 @@ export const INGEST_PATH = '/v1/ingest';
 export const WATCH_PATH = '/v1/watch';
 export const JOB_API_PREFIX = '/v1/namespaces/';
 
-/** Largest ingest frame: a 64 KiB endpoint body plus the envelope. */
+/**
+ * Largest ingest frame: a 64 KiB endpoint body plus the envelope. A larger frame closes the
+ * stream with code 1009.
+ */
 export const MAX_INGEST_MESSAGE_BYTES = 80 * 1024;
 
 /** Audience of the projected token that sidecars present, unless configured otherwise. */

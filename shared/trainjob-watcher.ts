@@ -71,6 +71,11 @@ export class TrainJobWatcher {
     this.#loop ??= this.#run();
   }
 
+  /**
+   * Stops the watcher: an in-flight list is abandoned and an open watch is aborted at once,
+   * so the returned promise settles without waiting for the watch timeout. Safe to call from
+   * a handler.
+   */
   async stop(): Promise<void> {
     this.#stop.abort();
     this.#abortWatch?.();
@@ -83,7 +88,10 @@ export class TrainJobWatcher {
     while (!this.#stop.signal.aborted) {
       let end: WatchEnd;
       try {
-        if (this.#resourceVersion === undefined) await this.#list();
+        if (this.#resourceVersion === undefined)
+          await untilAborted(this.#list(), this.#stop.signal);
+        // A handler of the list may have stopped the watcher.
+        if (this.#stop.signal.aborted) break;
         end = await this.#watchOnce(this.#resourceVersion!);
       } catch (error) {
         end = { kind: 'failed', error, eventsSeen: false };
@@ -120,7 +128,9 @@ export class TrainJobWatcher {
       items.push(...page.items);
       resourceVersion = page.metadata?.resourceVersion;
       continueToken = page.metadata?.continue || undefined;
-    } while (continueToken !== undefined);
+    } while (continueToken !== undefined && !this.#stop.signal.aborted);
+    // After stop(), a list that was abandoned in flight must not reach the handlers.
+    if (this.#stop.signal.aborted) return;
     this.#handlers.onList(items);
     this.#resourceVersion = resourceVersion;
   }
@@ -174,6 +184,7 @@ export class TrainJobWatcher {
         }, this.#watchdogMs);
       };
       this.#abortWatch = () => finish({ kind: 'ended', eventsSeen });
+      if (this.#stop.signal.aborted) return finish({ kind: 'ended', eventsSeen });
       armWatchdog();
 
       const startedAt = Date.now();
@@ -250,4 +261,19 @@ export class TrainJobWatcher {
     else if (type === 'DELETED') this.#handlers.onDelete(trainJob);
     return undefined;
   }
+}
+
+/**
+ * Resolves with `work`, or as soon as `signal` aborts. The work goes on in the background
+ * after an abort, but its result and any error are ignored.
+ */
+function untilAborted(work: Promise<void>, signal: AbortSignal): Promise<void> {
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  // The race handles a rejection of `work` even when it comes after the abort.
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }

@@ -219,7 +219,7 @@ describe('tail and status commands on a real API server', function () {
     await run.line(/progress=22%/, 2000);
     await cluster.setCondition(namespace, name, 'Complete');
     expect((await run.exit).code).to.equal(0);
-    expect(run.lines).to.include('Result    complete (0 s)');
+    expect(run.lines).to.include('Result    complete');
   });
 
   it('tail reports a rejected aggregator request', async function () {
@@ -237,6 +237,33 @@ describe('tail and status commands on a real API server', function () {
     const { code, stderr } = await run.exit;
     expect(code).to.equal(1);
     expect(stderr).to.include('HTTP 401');
+    expect(stderr).to.include('the kubeconfig user has no bearer token');
+  });
+
+  it('tail exits at once for a missing TrainJob', async function () {
+    const startedAt = Date.now();
+    const run = cli(['tail', 'missing', '-n', namespace, '--kubeconfig', kubeconfigPath]);
+    const { code, stderr } = await run.exit;
+    expect(code).to.equal(1);
+    expect(stderr).to.include(`TrainJob ${namespace}/missing not found`);
+    // Waiting for the API server's watch timeout would take over 25 s.
+    expect(Date.now() - startedAt).to.be.below(10_000);
+  });
+
+  it('tail exits at once for a finished TrainJob', async function () {
+    const name = uniqueName('job');
+    await cluster.createTrainJob(namespace, name, {
+      [TRAINER_STATUS_ANNOTATION]:
+        '{"progressPercentage":100,"estimatedRemainingSeconds":0,"estimatedRemainingTimeSummary":"complete",' +
+        '"lastUpdatedTime":"2026-01-23T10:30:45Z"}',
+    });
+    await cluster.setCondition(namespace, name, 'Complete');
+    const startedAt = Date.now();
+    const run = cli(['tail', name, '-n', namespace, '--kubeconfig', kubeconfigPath]);
+    const { code } = await run.exit;
+    expect(code).to.equal(0);
+    expect(run.lines).to.include('Result    complete');
+    expect(Date.now() - startedAt).to.be.below(10_000);
   });
 });
 

@@ -62,18 +62,19 @@ describe('aggregator config', () => {
   const invalid: [string[], Record<string, string>, RegExp][] = [
     [['--write-qps', 'fast'], {}, /invalid --write-qps "fast": expected a number/],
     [['--write-burst', '1.5'], {}, /invalid --write-burst "1.5": expected an integer/],
-    [['--write-burst', '0'], {}, /invalid write-burst 0: expected an integer from 1 to 10000/],
-    [[], { TRAINJOB_PROGRESS_HISTORY_LIMIT: '2' }, /invalid history-limit 2/],
+    [['--write-burst', '0'], {}, /invalid --write-burst 0: expected an integer from 1 to 10000/],
+    [[], { TRAINJOB_PROGRESS_HISTORY_LIMIT: '2' }, /invalid TRAINJOB_PROGRESS_HISTORY_LIMIT 2/],
     [[], { TRAINJOB_PROGRESS_MIRROR_STATUS: 'maybe' }, /TRAINJOB_PROGRESS_MIRROR_STATUS "maybe"/],
-    [['--auth', 'token'], {}, /invalid auth "token": expected kubernetes or none/],
-    [['--auth', 'none'], {}, /needs a loopback listen address/],
+    [['--auth', 'token'], {}, /invalid --auth "token": expected kubernetes or none/],
+    [['--auth', 'none'], {}, /invalid --auth none: .* needs a loopback --listen address/],
     [['--auth', 'none', '--listen', '10.1.2.3:80'], {}, /not "10.1.2.3"/],
     [['--listen', 'localhost'], {}, /invalid --listen "localhost"/],
     [['--listen', ':70000'], {}, /invalid --listen ":70000"/],
-    [['--tls-cert-file', '/tls.crt'], {}, /tls-cert-file and tls-key-file must be given together/],
-    [['--log-level', 'loud'], {}, /invalid log-level "loud"/],
+    [['--tls-cert-file', '/tls.crt'], {}, /give --tls-cert-file and --tls-key-file together/],
+    [['--log-level', 'loud'], {}, /invalid --log-level "loud"/],
     [['--unknown'], {}, /--unknown.*run with --help/],
-    [['--token-audience', ' '], {}, /invalid token-audience: must not be empty/],
+    [['--history-bytes', '1024'], {}, /invalid --history-bytes 1024: expected an integer from/],
+    [['--token-audience', ' '], {}, /invalid --token-audience: must not be empty/],
   ];
   for (const [argv, env, message] of invalid) {
     it(`rejects ${[...argv, ...Object.entries(env).map((e) => e.join('='))].join(' ')}`, () => {
@@ -92,7 +93,10 @@ describe('aggregator config', () => {
   });
 
   it('validates programmatic options', () => {
-    expect(() => resolveConfig({ writesPerSecond: -1 })).to.throw(ConfigError, /write-qps -1/);
+    expect(() => resolveConfig({ writesPerSecond: -1 })).to.throw(
+      ConfigError,
+      /invalid --write-qps -1/,
+    );
   });
 
   it('parses listen addresses', () => {
@@ -118,8 +122,10 @@ describe('aggregator config', () => {
   it('documents every flag with its environment variable and default', () => {
     const usage = aggregatorUsage();
     expect(usage).to.include('--write-qps N');
-    expect(usage).to.include('environment: TRAINJOB_PROGRESS_WRITE_QPS');
+    expect(usage).to.include('env: TRAINJOB_PROGRESS_WRITE_QPS');
     expect(usage).to.include('(default: 5)');
-    expect(usage).to.include('environment: TRAINJOB_PROGRESS_WATCH_NAMESPACE');
+    expect(usage).to.include('env: TRAINJOB_PROGRESS_WATCH_NAMESPACE');
+    expect(usage).to.include('--history-bytes N');
+    expect(usage.replace(/\s+/g, ' ')).to.include('(default: 4194304, 4 MiB)');
   });
 });

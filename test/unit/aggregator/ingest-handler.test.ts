@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 
+import { readHello, readObservedAt } from '../../../aggregator/ingest-handler.ts';
 import type { SidecarAuthenticator, SidecarAuthResult } from '../../../aggregator/sidecar-auth.ts';
+import { BEARER_PROTOCOL_PREFIX } from '../../../shared/bearer-token.ts';
 import { PROGRESSION_TRACKING_ANNOTATION } from '../../../shared/annotations.ts';
 import { startTestServer, TestClient, type TestServer } from './ingest-server.ts';
 
@@ -136,7 +138,35 @@ describe('ingest stream', () => {
     const client = await connect();
     await hello(client);
     client.send(JSON.stringify({ type: 'sample', seq: 1, padding: 'x'.repeat(90 * 1024) }));
-    expect((await client.closed).code).to.equal(1009);
+    const closed = await client.closed;
+    expect(closed.code).to.equal(1009);
+    expect(closed.reason).to.match(/exceeds the maximum of 81920 bytes/);
+  });
+
+  it('closes a hello with an object as interval', async () => {
+    const client = await connect();
+    client.send({ ...HELLO, pollIntervalSeconds: { toString: 1 } });
+    const closed = await client.closed;
+    expect(closed.code).to.equal(4400);
+    expect(closed.reason).to.include('pollIntervalSeconds must be a number');
+  });
+
+  it('keeps serving after an invalid hello', async () => {
+    const bad = await connect();
+    bad.send({ ...HELLO, scrapeIntervalSeconds: { valueOf: 1 } });
+    expect((await bad.closed).code).to.equal(4400);
+    expect(await hello(await connect())).to.deep.equal({ type: 'welcome', lastSeq: 0 });
+  });
+
+  it('uses the receive time for a year-0 observedAt', async () => {
+    const client = await connect();
+    await hello(client);
+    client.send({ ...sampleMessage(1), observedAt: '-000001-01-01T00:00:00Z' });
+    expect(await client.next()).to.deep.equal({ type: 'ack', seq: 1 });
+    const state = server.registry.get('team', 'llm')!;
+    const time = Date.parse(state.history.entries()[0]!.time);
+    expect(time).to.be.closeTo(Date.now(), 10_000);
+    expect(Date.parse(state.progress().status!.lastUpdatedTime)).to.be.closeTo(time, 1000);
   });
 
   it('limits connections per pod without authentication', async () => {
@@ -242,7 +272,33 @@ describe('ingest authentication', () => {
     const sidecar = client('good');
     await sidecar.opened;
     sidecar.send({ ...HELLO, podUid: 'uid-2' });
-    expect((await sidecar.closed).code).to.equal(4403);
+    const closed = await sidecar.closed;
+    expect(closed.code).to.equal(4403);
+    expect(closed.reason).to.include('with UID uid-2');
+    expect(closed.reason).to.include('pod with UID uid-1');
+  });
+
+  it('ignores a token in a subprotocol', async () => {
+    const protocol = BEARER_PROTOCOL_PREFIX + Buffer.from('good').toString('base64url');
+    const created = new TestClient(`${server.url.replace('http', 'ws')}/v1/ingest`, {}, [protocol]);
+    clients.push(created);
+    await created.opened.then(
+      () => expect.fail('connected'),
+      (error: Error) => expect(error.message).to.equal('HTTP 401'),
+    );
+  });
+
+  it('selects no subprotocol', async () => {
+    const created = new TestClient(
+      `${server.url.replace('http', 'ws')}/v1/ingest`,
+      { headers: { Authorization: 'Bearer good' } },
+      [BEARER_PROTOCOL_PREFIX + Buffer.from('good').toString('base64url')],
+    );
+    clients.push(created);
+    await created.opened.then(
+      () => expect.fail('connected'),
+      (error: Error) => expect(error.message).to.equal('Server sent no subprotocol'),
+    );
   });
 
   it('answers 429 above the connections per pod', async () => {
@@ -254,4 +310,52 @@ describe('ingest authentication', () => {
       (error: Error) => expect(error.message).to.equal('HTTP 429'),
     );
   });
+});
+
+describe('ingest message fields', () => {
+  const NOW = Date.parse('2026-01-23T10:00:00Z');
+
+  it('reads observedAt in RFC 3339 form', () => {
+    expect(readObservedAt('2026-01-23T09:59:00.123Z', NOW).toISOString()).to.equal(
+      '2026-01-23T09:59:00.123Z',
+    );
+    expect(readObservedAt('2026-01-23T11:59:00+02:00', NOW).toISOString()).to.equal(
+      '2026-01-23T09:59:00.000Z',
+    );
+  });
+
+  const invalidTimes: unknown[] = [
+    '-000001-01-01T00:00:00Z',
+    '0001-01-01T00:00:00Z',
+    '1999-12-31T23:59:59Z',
+    '2026-01-23T10:05:00Z',
+    'Fri, 23 Jan 2026 09:59:00 GMT',
+    '2026-01-23',
+    1769162340000,
+    { toString: 1 },
+  ];
+  for (const value of invalidTimes) {
+    it(`uses the receive time for observedAt ${JSON.stringify(value)}`, () => {
+      expect(readObservedAt(value, NOW).getTime()).to.equal(NOW);
+    });
+  }
+
+  it('reads a hello without intervals', () => {
+    const hello = readHello({ ...HELLO, pollIntervalSeconds: undefined });
+    expect(hello).to.include({ pollIntervalSeconds: 0, scrapeIntervalSeconds: 5 });
+  });
+
+  const invalidHellos: [Record<string, unknown>, string][] = [
+    [{ pollIntervalSeconds: '5' }, 'pollIntervalSeconds must be a number'],
+    [{ pollIntervalSeconds: -1 }, 'pollIntervalSeconds must be a number'],
+    [{ scrapeIntervalSeconds: { toString: 1 } }, 'scrapeIntervalSeconds must be a number'],
+    [{ sidecarVersion: 7 }, 'sidecarVersion must be a string'],
+    [{ podUid: ['uid-1'] }, 'podUid must be a string'],
+    [{ namespace: '' }, 'namespace must be a string'],
+  ];
+  for (const [fields, reason] of invalidHellos) {
+    it(`rejects a hello with ${JSON.stringify(fields)}`, () => {
+      expect(readHello({ ...HELLO, ...fields })).to.include(reason);
+    });
+  }
 });

@@ -255,6 +255,20 @@ describe('job state final status', () => {
     expect(state.nextWrite(T0, REFRESH).kind).to.equal('none');
   });
 
+  it('treats a copied final annotation on a running job as running', () => {
+    const value =
+      '{"progressPercentage":100,"estimatedRemainingSeconds":0,' +
+      '"estimatedRemainingTimeSummary":"complete","lastUpdatedTime":"2026-01-23T09:00:00Z"}';
+    const state = new JobState('team', 'llm', 100, T0);
+    state.applyTrainJob(trainJob({ annotations: { [TRAINER_STATUS_ANNOTATION]: value } }), T0);
+    expect(state.finalSource).to.equal(undefined);
+    expect(state.progress().final).to.equal(false);
+    expect(state.progress().status?.estimatedRemainingTimeSummary).to.equal(undefined);
+    expect(state.recordSample(sample({ progressPercentage: 5 }), new Date(T0), T0)).to.equal(true);
+    expect(state.nextWrite(T0, REFRESH)).to.deep.equal({ kind: 'now', reason: 'changed' });
+    expect(state.statusToWrite()?.status.sample.progressPercentage).to.equal(5);
+  });
+
   it('captures a job that ended while the aggregator was down', () => {
     const value = formatTrainerStatus(
       runningStatus(sample({ progressPercentage: 70 })),

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { Script } from 'node:vm';
 
 import { expect } from 'chai';
@@ -162,5 +163,52 @@ describe('aggregator routes', () => {
       () => expect.fail('connected'),
       (error: Error) => expect(error.message).to.equal('HTTP 404'),
     );
+  });
+
+  /** Sends raw bytes to the server and returns its first response line. */
+  function rawStatusLine(request: string): Promise<string> {
+    const { port } = new URL(server.url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(request));
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(received.split('\r\n')[0] ?? ''));
+    });
+  }
+
+  it('answers 400 for invalid percent-encoding', async () => {
+    const response = await fetch(`${server.url}/v1/namespaces/%zz/trainjobs/a1`);
+    const body = (await response.json()) as { error: string };
+    expect(response.status).to.equal(400);
+    expect(body.error).to.include('invalid percent-encoding');
+    expect((await fetch(`${server.url}/healthz`)).status).to.equal(200);
+  });
+
+  it('answers 400 for an unparsable request target', async () => {
+    const status = await rawStatusLine('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(status).to.equal('HTTP/1.1 400 Bad Request');
+    expect((await fetch(`${server.url}/healthz`)).status).to.equal(200);
+  });
+
+  it('answers 400 for an unparsable upgrade target', async () => {
+    const status = await rawStatusLine(
+      'GET //[ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    expect(status).to.equal('HTTP/1.1 400 Bad Request');
+    expect((await fetch(`${server.url}/healthz`)).status).to.equal(200);
+  });
+
+  it('answers 431 for oversized headers', async () => {
+    const status = await rawStatusLine(
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'t'.repeat(60_000)}\r\n\r\n`,
+    );
+    expect(status).to.equal('HTTP/1.1 431 Request Header Fields Too Large');
+  });
+
+  it('answers 400 for a malformed request', async () => {
+    const status = await rawStatusLine('NOT HTTP\r\n\r\n');
+    expect(status).to.equal('HTTP/1.1 400 Bad Request');
   });
 });
