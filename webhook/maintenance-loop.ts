@@ -7,6 +7,7 @@ import type { CertRotator } from './cert-rotator.ts';
 
 const RETRY_INITIAL_MS = 500;
 const RETRY_MAX_MS = 10_000;
+const PENDING_CHECK_MS = 1_000;
 
 /** Runs `attempt` until it succeeds, backing off up to 10 s; throws only when `signal` aborts. */
 export async function retryUntilDone<T>(
@@ -45,7 +46,6 @@ export interface MaintenanceOptions {
 export async function runMaintenance(options: MaintenanceOptions): Promise<void> {
   const { rotator, caBundleSync, logger, signal } = options;
   let inPlace = caBundleSync === undefined;
-  let pendingDelayMs = RETRY_INITIAL_MS;
   for (let first = true; !signal.aborted; first = false) {
     try {
       if (!first) await rotator.refresh(signal);
@@ -61,8 +61,7 @@ export async function runMaintenance(options: MaintenanceOptions): Promise<void>
       );
     }
     options.afterEach();
-    const delayMs = inPlace ? options.intervalMs : Math.min(options.intervalMs, pendingDelayMs);
-    pendingDelayMs = Math.min(RETRY_MAX_MS, pendingDelayMs * 2);
+    const delayMs = inPlace ? options.intervalMs : Math.min(options.intervalMs, PENDING_CHECK_MS);
     await sleep(delayMs, undefined, { signal }).catch(() => undefined);
   }
 }

@@ -12,13 +12,11 @@ import {
 } from '../../../shared/annotations.ts';
 import { createLogger } from '../../../shared/logger.ts';
 import { SIDECAR_ENV } from '../../../shared/sidecar-env.ts';
-import { ensureCertificateSecret } from '../../../webhook/certificate-secret.ts';
 import { JSON_PATCH, KubeClient } from '../../../webhook/kube-client.ts';
 import {
   buildMutatingWebhookConfiguration,
   applyMutatingWebhookConfiguration,
 } from '../../../webhook/registration.ts';
-import { servingNames } from '../../../webhook/self-signed-certs.ts';
 import { startWebhook, type RunningWebhook } from '../../../webhook/start-webhook.ts';
 import { findFreePort } from '../../control-plane/processes.ts';
 import { getControlPlane, kubeConfigFor } from '../cluster.ts';
@@ -36,7 +34,6 @@ import {
 } from './kube-objects.ts';
 
 const CONFIG_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
-const DAY_MS = 24 * 60 * 60 * 1000;
 const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 
 const RESTRICTED_TRAINER = {
@@ -248,14 +245,54 @@ describe('webhook against kube-apiserver', function () {
   it('keeps existing init containers and another native sidecar', async () => {
     const job = uniqueName('mesh');
     await createTrainJob(client, namespace, job, { [PROGRESSION_TRACKING_ANNOTATION]: 'true' });
+    // Every field that the API server would default is set, so the stored containers must
+    // equal the sent ones exactly.
+    const stored = {
+      imagePullPolicy: 'IfNotPresent',
+      terminationMessagePath: '/dev/termination-log',
+      terminationMessagePolicy: 'File',
+    };
     const proxy = {
       name: 'istio-proxy',
       image: 'docker.io/istio/proxyv2:1.24.0',
       restartPolicy: 'Always',
       args: ['proxy', 'sidecar'],
       resources: { requests: { cpu: '10m' } },
+      startupProbe: {
+        httpGet: { path: '/healthz/ready', port: 15021, scheme: 'HTTP' },
+        initialDelaySeconds: 1,
+        timeoutSeconds: 3,
+        periodSeconds: 1,
+        successThreshold: 1,
+        failureThreshold: 600,
+      },
+      readinessProbe: {
+        httpGet: { path: '/healthz/ready', port: 15021, scheme: 'HTTP' },
+        timeoutSeconds: 1,
+        periodSeconds: 15,
+        successThreshold: 1,
+        failureThreshold: 4,
+      },
+      livenessProbe: {
+        tcpSocket: { port: 15090 },
+        timeoutSeconds: 1,
+        periodSeconds: 10,
+        successThreshold: 1,
+        failureThreshold: 3,
+      },
+      lifecycle: {
+        postStart: { exec: { command: ['pilot-agent', 'wait'] } },
+        preStop: { exec: { command: ['/bin/sh', '-c', 'sleep 5'] } },
+      },
+      ...stored,
     };
-    const wait = { name: 'wait-for-model', image: 'busybox:1.36', command: ['sh', '-c', 'true'] };
+    const wait = {
+      name: 'wait-for-model',
+      image: 'busybox:1.36',
+      command: ['sh', '-c', 'true'],
+      resources: {},
+      ...stored,
+    };
     const spec = {
       restartPolicy: 'OnFailure',
       initContainers: [wait, proxy],
@@ -268,12 +305,8 @@ describe('webhook against kube-apiserver', function () {
       'istio-proxy',
       'trainjob-progress',
     ]);
-    expect(init[1]).to.deep.include({
-      image: proxy.image,
-      restartPolicy: 'Always',
-      args: proxy.args,
-    });
-    expect(init[0]).to.deep.include({ image: wait.image, command: wait.command });
+    expect(init[0]).to.deep.equal(wait);
+    expect(init[1]).to.deep.equal(proxy);
   });
 
   it('repairs a blanked caBundle', async () => {
@@ -294,25 +327,6 @@ describe('webhook against kube-apiserver', function () {
       async () =>
         sidecarOf(await createPod(client, namespace, jobSetPod('probe'), true)) !== undefined,
     );
-  });
-
-  it('converges two replicas on one CA in the Secret', async () => {
-    const secretNamespace = await newNamespace('tp-secret');
-    const options = {
-      namespace: secretNamespace,
-      secretName: 'shared-tls',
-      names: servingNames('svc', secretNamespace),
-      servingValidityMs: DAY_MS,
-      caValidityMs: 10 * DAY_MS,
-    };
-    const logger = createLogger('webhook-test', 'silent');
-    const [first, second] = await Promise.all([
-      ensureCertificateSecret(client, options, logger),
-      ensureCertificateSecret(client, options, logger),
-    ]);
-    expect(first.bundle.caBundlePem).to.equal(second.bundle.caBundlePem);
-    expect(first.bundle.serving.certificatePem).to.equal(second.bundle.serving.certificatePem);
-    expect([first.written, second.written].filter(Boolean)).to.have.length(1);
   });
 
   it('still creates pods with the webhook stopped', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,16 +9,12 @@ import { createLogger } from '../../../shared/logger.ts';
 import {
   CertRotator,
   filesSource,
-  selfSignedSource,
   type CertificateSource,
   type ServingCertificate,
 } from '../../../webhook/cert-rotator.ts';
-import { servingNames } from '../../../webhook/self-signed-certs.ts';
-import { FakeKube } from './fake-kube.ts';
 import { createTestTls } from './tls-fixture.ts';
 
 const logger = createLogger('test', 'silent');
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 function servedCertificateSerial(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -118,26 +114,5 @@ describe('webhook/cert-rotator', () => {
       expect(await rotator.refresh(AbortSignal.timeout(1000))).to.equal(true);
       expect(rotator.current?.certificatePem).to.equal(second.serving.certificatePem);
     });
-  });
-
-  it('writes the CA to the cert folder in self-signed mode', async () => {
-    const directory = mkdtempSync(path.join(tmpdir(), 'cert-rotator-'));
-    try {
-      const options = {
-        namespace: 'ns',
-        secretName: 'tls',
-        names: servingNames('svc', 'ns'),
-        servingValidityMs: DAY_MS,
-        caValidityMs: 10 * DAY_MS,
-      };
-      const certificate = await selfSignedSource(new FakeKube(), options, directory, logger).fetch(
-        AbortSignal.timeout(5000),
-      );
-      expect(readFileSync(path.join(directory, 'ca.crt'), 'utf8')).to.equal(
-        certificate.caBundlePem,
-      );
-    } finally {
-      rmSync(directory, { recursive: true, force: true });
-    }
   });
 });

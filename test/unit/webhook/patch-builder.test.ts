@@ -5,6 +5,7 @@ import type { JsonObject } from '../../../webhook/json-object.ts';
 import {
   buildInjectionPatch,
   ContainerNameConflictError,
+  escapePointerSegment,
   type SidecarInjection,
 } from '../../../webhook/patch-builder.ts';
 import { resolvePodSettings } from '../../../webhook/pod-settings.ts';
@@ -27,6 +28,18 @@ function podWithNamedContainer(container: JsonObject, annotated = false): JsonOb
 }
 
 describe('webhook/patch-builder', () => {
+  // The injected annotation key contains `/` but no `~`, so only these cases catch a missing
+  // `~` escape or the wrong order of the two replacements.
+  for (const [key, escaped] of [
+    ['a~/b', 'a~0~1b'],
+    ['~1', '~01'],
+    ['example.com/a~b/c', 'example.com~1a~0b~1c'],
+  ]) {
+    it(`escapes pointer segment ${key}`, () => {
+      expect(escapePointerSegment(key!)).to.equal(escaped);
+    });
+  }
+
   it('rejects a user container named like the sidecar', () => {
     const pod = podWithNamedContainer({ env: [{ name: 'LOG_LEVEL', value: 'debug' }] });
     expect(() => buildInjectionPatch(pod, INJECTION)).to.throw(

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { createLogger } from '../../../shared/logger.ts';
 import type { TrainJobObject } from '../../../shared/trainjob.ts';
-import type { TrainJobLookup } from '../../../webhook/injection-decision.ts';
 import { KubeApiError } from '../../../webhook/kube-client.ts';
 import {
   reduceTrainJob,
@@ -12,7 +11,12 @@ import {
 import { TrainJobCache } from '../../../webhook/trainjob-cache.ts';
 import { optedIn } from './fixtures.ts';
 
-/** A TrainJobApi whose list, watch and get the test drives. */
+/**
+ * A TrainJobApi whose list, watch and get the test drives. It produces what a real API server
+ * does not on demand: a watch that expires with 410 Gone, a BOOKMARK at a chosen moment, a
+ * live read that hangs and one that fails with 500. List, watch events and live reads are
+ * tested against a real kube-apiserver in test/integration/webhook/trainjob-cache.test.ts.
+ */
 class FakeApi implements TrainJobApi {
   items: TrainJobObject[] = [];
   lists = 0;
@@ -77,41 +81,6 @@ describe('webhook/trainjob-cache', () => {
     await cache.stop();
   });
 
-  it('serves listed TrainJobs synchronously', async () => {
-    api.items = [optedIn('llama')];
-    cache.start();
-    await cache.whenSynced();
-    const lookup = cache.lookup({ namespace: 'team-a', name: 'llama' });
-    expect(lookup).to.not.be.instanceOf(Promise);
-    expect(lookup).to.have.property('status', 'found');
-    expect(cache.synced).to.equal(true);
-  });
-
-  it('watches from the list version', async () => {
-    cache.start();
-    await until(() => api.watchVersions.length === 1);
-    expect(api.watchVersions).to.deep.equal(['list-1']);
-  });
-
-  it('applies added, modified and deleted events', async () => {
-    cache.start();
-    await until(() => api.watchVersions.length === 1);
-    const job = { metadata: { ...optedIn('llama').metadata, resourceVersion: '7' } };
-    api.emit('ADDED', job);
-    expect(cache.lookup({ namespace: 'team-a', name: 'llama' })).to.deep.equal({
-      status: 'found',
-      trainJob: job,
-    });
-    const changed = { metadata: { ...job.metadata, annotations: {}, resourceVersion: '8' } };
-    api.emit('MODIFIED', changed);
-    expect(cache.lookup({ namespace: 'team-a', name: 'llama' })).to.deep.equal({
-      status: 'found',
-      trainJob: changed,
-    });
-    api.emit('DELETED', changed);
-    expect(cache.size).to.equal(0);
-  });
-
   it('resumes the watch from the last event version', async () => {
     cache.start();
     await until(() => api.watchVersions.length === 1);
@@ -135,32 +104,6 @@ describe('webhook/trainjob-cache', () => {
     expect(api.watchVersions[1]).to.equal('list-2');
     expect(cache.size).to.equal(1);
     expect(cache.lookup({ namespace: 'team-a', name: 'new' })).to.have.property('status', 'found');
-  });
-
-  it('reads a missing TrainJob once for concurrent lookups', async () => {
-    cache.start();
-    await cache.whenSynced();
-    api.getResult = async () => {
-      await sleep(20);
-      return optedIn('fresh');
-    };
-    const pending = [1, 2, 3].map(() => cache.lookup({ namespace: 'team-a', name: 'fresh' }));
-    for (const lookup of pending) expect(lookup).to.be.instanceOf(Promise);
-    const lookups = await Promise.all(pending as Promise<TrainJobLookup>[]);
-    expect(api.gets).to.deep.equal(['team-a/fresh']);
-    for (const lookup of lookups) expect(lookup).to.have.property('status', 'found');
-  });
-
-  it('remembers a TrainJob that does not exist', async () => {
-    cache.start();
-    await cache.whenSynced();
-    expect(await cache.lookup({ namespace: 'team-a', name: 'jobset-only' })).to.deep.equal({
-      status: 'not-found',
-    });
-    expect(await cache.lookup({ namespace: 'team-a', name: 'jobset-only' })).to.deep.equal({
-      status: 'not-found',
-    });
-    expect(api.gets).to.have.length(1);
   });
 
   it('reports a live read that times out', async () => {
