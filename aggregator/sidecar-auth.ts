@@ -3,6 +3,8 @@
 // pod-bound token, that the pod still exists) and returns the pod's name and UID in the
 // user's extra fields. The pod is then read to confirm its UID and to learn the TrainJob it
 // belongs to from the JobSet name label, so a pod can only report on its own TrainJob.
+// Only the TokenReview outcome is cached: the pod is read again on every connection, so a
+// token whose pod was deleted or replaced is rejected even while its review is cached.
 
 import {
   AuthenticationV1Api,
@@ -45,6 +47,12 @@ export type SidecarAuthResult =
   | { ok: true; identity: SidecarIdentity }
   | { ok: false; status: AuthFailureStatus; reason: string };
 
+/** Claims of a pod-bound token that a TokenReview accepted; the pod is not checked yet. */
+export type TokenClaims = Omit<SidecarIdentity, 'trainJob'>;
+
+type TokenReviewResult =
+  { ok: true; claims: TokenClaims } | { ok: false; status: AuthFailureStatus; reason: string };
+
 export interface SidecarAuthenticator {
   authenticate(token: string): Promise<SidecarAuthResult>;
 }
@@ -58,15 +66,43 @@ export interface SidecarAuthOptions {
 
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
-function deny(status: AuthFailureStatus, reason: string): SidecarAuthResult {
+function deny(
+  status: AuthFailureStatus,
+  reason: string,
+): { ok: false; status: AuthFailureStatus; reason: string } {
   return { ok: false, status, reason };
+}
+
+/**
+ * Checks the pod that a token is bound to, as read from the API server, or `undefined` when
+ * it was not found. The pod must have the token's UID and be a trainer pod of a JobSet.
+ * The JobSet's name is the TrainJob's name.
+ */
+export function checkTokenPod(claims: TokenClaims, pod: V1Pod | undefined): SidecarAuthResult {
+  const { namespace, podName, podUid } = claims;
+  if (pod === undefined) return deny(403, `pod ${namespace}/${podName} not found`);
+  if (pod.metadata?.uid !== podUid) {
+    return deny(
+      403,
+      `pod ${namespace}/${podName} has UID ${pod.metadata?.uid ?? 'none'}, but the token belongs to the pod with UID ${podUid}`,
+    );
+  }
+  const labels = pod.metadata.labels ?? {};
+  const trainJob = labels[JOBSET_NAME_LABEL];
+  if (trainJob === undefined || trainJob === '') {
+    return deny(403, `pod ${namespace}/${podName} has no ${JOBSET_NAME_LABEL} label`);
+  }
+  if (labels[REPLICATED_JOB_NAME_LABEL] !== TRAINER_REPLICATED_JOB) {
+    return deny(403, `pod ${namespace}/${podName} is not a ${TRAINER_REPLICATED_JOB} pod`);
+  }
+  return { ok: true, identity: { ...claims, trainJob } };
 }
 
 export class KubernetesSidecarAuthenticator implements SidecarAuthenticator {
   readonly #authentication: AuthenticationV1Api;
   readonly #core: CoreV1Api;
   readonly #options: SidecarAuthOptions;
-  readonly #cache = new ReviewCache<SidecarAuthResult>();
+  readonly #cache = new ReviewCache<TokenReviewResult>();
   readonly #now: () => number;
 
   constructor(kubeConfig: KubeConfig, options: SidecarAuthOptions) {
@@ -76,14 +112,17 @@ export class KubernetesSidecarAuthenticator implements SidecarAuthenticator {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Validates a sidecar token; results are cached for at most the token's lifetime. */
+  /**
+   * Validates a sidecar token and reads its pod. TokenReview results are cached for at most
+   * the token's lifetime, but the pod is read on every call.
+   */
   async authenticate(token: string): Promise<SidecarAuthResult> {
     if (!JWT_SHAPE.test(token)) {
       return deny(401, 'token rejected: it is not a JWT, so it is no service account token');
     }
     const now = this.#now();
     const cacheMs = this.#options.cacheSeconds * 1000;
-    return this.#cache.get(tokenCacheKey(token, 'sidecar'), now, async () => {
+    const review = await this.#cache.get(tokenCacheKey(token, 'sidecar'), now, async () => {
       const value = await this.#review(token);
       if (!value.ok && value.status === 503) return { value, ttlMs: 0 };
       const ttlMs = value.ok
@@ -91,9 +130,11 @@ export class KubernetesSidecarAuthenticator implements SidecarAuthenticator {
         : Math.min(cacheMs, REJECTION_CACHE_MS);
       return { value, ttlMs };
     });
+    if (!review.ok) return review;
+    return this.#checkPod(review.claims);
   }
 
-  async #review(token: string): Promise<SidecarAuthResult> {
+  async #review(token: string): Promise<TokenReviewResult> {
     const audience = this.#options.audience;
     let status;
     try {
@@ -123,36 +164,26 @@ export class KubernetesSidecarAuthenticator implements SidecarAuthenticator {
     if (podName === undefined || podUid === undefined) {
       return deny(403, 'token is not bound to a pod; use a projected service account token');
     }
-    return this.#checkPod({ namespace: match[1]!, serviceAccount: match[2]!, podName, podUid });
+    return {
+      ok: true,
+      claims: { namespace: match[1]!, serviceAccount: match[2]!, podName, podUid },
+    };
   }
 
-  async #checkPod(claims: Omit<SidecarIdentity, 'trainJob'>): Promise<SidecarAuthResult> {
-    const { namespace, podName, podUid } = claims;
-    let pod: V1Pod;
+  async #checkPod(claims: TokenClaims): Promise<SidecarAuthResult> {
+    const { namespace, podName } = claims;
+    let pod: V1Pod | undefined;
     try {
       pod = await this.#core.readNamespacedPod({ namespace, name: podName });
     } catch (error) {
-      if (statusCodeOf(error) === 404) return deny(403, `pod ${namespace}/${podName} not found`);
-      this.#options.logger.error(
-        { pod: `${namespace}/${podName}`, error: describeApiError(error) },
-        'pod read failed',
-      );
-      return deny(503, 'pod lookup failed; retry later');
+      if (statusCodeOf(error) !== 404) {
+        this.#options.logger.error(
+          { pod: `${namespace}/${podName}`, error: describeApiError(error) },
+          'pod read failed',
+        );
+        return deny(503, 'pod lookup failed; retry later');
+      }
     }
-    if (pod.metadata?.uid !== podUid) {
-      return deny(
-        403,
-        `pod ${namespace}/${podName} has UID ${pod.metadata?.uid ?? 'none'}, but the token belongs to the pod with UID ${podUid}`,
-      );
-    }
-    const labels = pod.metadata.labels ?? {};
-    const trainJob = labels[JOBSET_NAME_LABEL];
-    if (trainJob === undefined || trainJob === '') {
-      return deny(403, `pod ${namespace}/${podName} has no ${JOBSET_NAME_LABEL} label`);
-    }
-    if (labels[REPLICATED_JOB_NAME_LABEL] !== TRAINER_REPLICATED_JOB) {
-      return deny(403, `pod ${namespace}/${podName} is not a ${TRAINER_REPLICATED_JOB} pod`);
-    }
-    return { ok: true, identity: { ...claims, trainJob } };
+    return checkTokenPod(claims, pod);
   }
 }

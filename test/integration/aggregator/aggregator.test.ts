@@ -104,6 +104,28 @@ describe('aggregator on a real API server', function () {
     expect(trainJob.metadata.annotations?.['example.com/owner']).to.equal('team-a');
   });
 
+  it('keeps changes of concurrent writers', async function () {
+    const { name, sidecar } = await startJob();
+    await sidecar.sample({ progressPercentage: 20 });
+    await waitFor('the first write', annotationOf(name), (v) => v?.includes(':20,') === true);
+
+    // Another client changes the TrainJob between two writes of the aggregator.
+    await cluster.setAnnotations(namespace, name, { 'example.com/owner': 'team-b' });
+    await cluster.setLabels(namespace, name, { 'example.com/queue': 'batch' });
+    await sidecar.sample({ progressPercentage: 21 });
+    await waitFor(
+      'the second write',
+      annotationOf(name),
+      (v) => v?.includes(':21,') === true,
+      15_000,
+    );
+
+    const { metadata } = await cluster.getTrainJob(namespace, name);
+    const labels = (metadata as { labels?: Record<string, string> }).labels;
+    expect(metadata.annotations?.['example.com/owner']).to.equal('team-b');
+    expect(labels?.['example.com/queue']).to.equal('batch');
+  });
+
   it('waits the poll interval before the next write', async function () {
     const { name, sidecar } = await startJob();
     await sidecar.sample({ progressPercentage: 10 });

@@ -25,6 +25,27 @@ function upgradeStatus(
   });
 }
 
+/** Opens a WebSocket that the server must reject, and returns the HTTP status and body. */
+function upgradeRejection(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers, perMessageDeflate: false });
+    socket.once('open', () => {
+      socket.close();
+      reject(new Error(`the upgrade to ${url} succeeded, expected a rejection`));
+    });
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    socket.once('error', reject);
+  });
+}
+
 describe('aggregator authentication on a real API server', function () {
   this.timeout(60_000);
   let cluster: Cluster;
@@ -133,6 +154,55 @@ describe('aggregator authentication on a real API server', function () {
       expect(await rejection(token)).to.match(/^HTTP 40[13]$/);
     });
 
+    it('rechecks the pod of a cached token', async function () {
+      const { name, pod } = await jobWithPod();
+      const podName = pod.metadata!.name!;
+      const token = await cluster.requestToken(namespace, 'trainer', {
+        audiences: [SIDECAR_AUDIENCE],
+        pod,
+      });
+      const ingestUrl = `${aggregator.url.replace(/^http/, 'ws')}/v1/ingest`;
+      const headers = { Authorization: `Bearer ${token}` };
+
+      // The first connection makes the aggregator cache the TokenReview of this token.
+      const first = sidecar(token);
+      expect(await first.hello(namespace, name, pod)).to.deep.equal({
+        type: 'welcome',
+        lastSeq: 0,
+      });
+      first.close();
+      await first.closed;
+
+      await cluster.core.deleteNamespacedPod({ namespace, name: podName, gracePeriodSeconds: 0 });
+      await waitFor(
+        'the pod to be deleted',
+        () =>
+          cluster.core.readNamespacedPod({ namespace, name: podName }).then(
+            () => false,
+            () => true,
+          ),
+        (deleted) => deleted,
+      );
+      // The API server rejects this token now, so these reasons can only come from the
+      // aggregator's own pod check on the cached review.
+      const deleted = await upgradeRejection(ingestUrl, headers);
+      expect(deleted.status).to.equal(403);
+      expect(deleted.body).to.include(`pod ${namespace}/${podName} not found`);
+
+      const replacement = await cluster.core.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: { name: podName, labels: pod.metadata!.labels! },
+          spec: { serviceAccountName: 'trainer', containers: pod.spec!.containers },
+        },
+      });
+      expect(replacement.metadata!.uid).to.not.equal(pod.metadata!.uid);
+      const replaced = await upgradeRejection(ingestUrl, headers);
+      expect(replaced.status).to.equal(403);
+      expect(replaced.body).to.include(`has UID ${replacement.metadata!.uid}`);
+      expect(replaced.body).to.include(`the pod with UID ${pod.metadata!.uid}`);
+    });
+
     it('closes a stream that reports another TrainJob', async function () {
       const own = await jobWithPod();
       const other = await jobWithPod();
@@ -207,6 +277,42 @@ describe('aggregator authentication on a real API server', function () {
       expect(await upgradeStatus(watchUrl(job), { Authorization: `Bearer ${token}` })).to.equal(
         403,
       );
+    });
+
+    it('rejects a one-job viewer namespace-wide', async function () {
+      // This account may get the one TrainJob by name, and has no list, watch or get on
+      // trainjobs in the namespace.
+      const account = uniqueName('one-job');
+      await cluster.createServiceAccount(namespace, account);
+      await cluster.rbac.createNamespacedRole({
+        namespace,
+        body: {
+          metadata: { name: account },
+          rules: [
+            {
+              apiGroups: ['trainer.kubeflow.org'],
+              resources: ['trainjobs'],
+              resourceNames: [job],
+              verbs: ['get'],
+            },
+          ],
+        },
+      });
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace,
+        body: {
+          metadata: { name: account },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: account },
+          subjects: [{ kind: 'ServiceAccount', name: account, namespace }],
+        },
+      });
+      const token = await cluster.requestToken(namespace, account);
+      const headers = { Authorization: `Bearer ${token}` };
+
+      expect(await upgradeStatus(watchUrl(job), headers)).to.equal(101);
+      const denied = await upgradeRejection(watchUrl(), headers);
+      expect(denied.status).to.equal(403);
+      expect(denied.body).to.include(`may not get trainjobs in namespace ${namespace}`);
     });
 
     it('rejects a viewer without a token', async function () {

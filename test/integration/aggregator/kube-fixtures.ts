@@ -113,6 +113,17 @@ export class Cluster {
     );
   }
 
+  async setLabels(
+    namespace: string,
+    name: string,
+    labels: Record<string, string | null>,
+  ): Promise<void> {
+    await this.custom.patchNamespacedCustomObject(
+      { ...TRAINJOB, namespace, name, body: { metadata: { labels } } },
+      MERGE_PATCH,
+    );
+  }
+
   async deleteTrainJob(namespace: string, name: string): Promise<void> {
     await this.custom.deleteNamespacedCustomObject({ ...TRAINJOB, namespace, name });
   }
