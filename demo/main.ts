@@ -4,26 +4,24 @@
 // processes. It creates an opted-in TrainJob and its primary pod the way the JobSet and Job
 // controllers do, so the API server calls the webhook. Then it plays the kubelet: it runs the
 // injected sidecar with the environment that the stored pod declares, next to the example
-// PyTorch trainer, and reports container states. When training ends it marks the TrainJob Complete as the
-// Trainer controller would, and prints the final annotation as written by the aggregator.
+// PyTorch trainer, and reports container states. When training ends it marks the TrainJob
+// Complete as the Trainer controller would, and prints the final annotation as written by
+// the aggregator.
 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 
 import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
-  KubernetesObjectApi,
   PatchStrategy,
   setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
 
 import {
-  SIDECAR_CONTAINER_NAME,
   TRAINER_CONTAINER_NAME,
   TRAINER_STATUS_ANNOTATION,
   TRAINJOB_GROUP,
@@ -32,80 +30,21 @@ import {
 } from '../shared/annotations.ts';
 import { startControlPlane, type ControlPlane } from '../test/control-plane/control-plane.ts';
 import {
-  mountProjectedTokens,
-  reportContainerTerminated,
-  reportPodRunning,
-  resolveContainerEnv,
-  rewriteMountPaths,
-} from './kubelet.ts';
-import { buildPrimaryPod, buildTrainJob, buildWebhookConfiguration } from './objects.ts';
+  CLI,
+  hasSidecar,
+  startAggregator,
+  startSidecar,
+  startTrainer,
+  startWebhook,
+} from './components.ts';
+import { reportContainerTerminated, reportPodRunning } from './kubelet.ts';
+import { buildPrimaryPod, buildTrainJob } from './objects.ts';
+import { HELP, parseOptions, say, type DemoOptions } from './options.ts';
 import { freePort, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 
-const REPO_ROOT = path.resolve(import.meta.dirname, '..');
-const CLI = path.join(REPO_ROOT, 'cli', 'main.ts');
-const TRAINER_SCRIPT = path.join(REPO_ROOT, 'examples', 'train_digits.py');
-const PYTHON = '/usr/bin/python3';
-const SYSTEM_NAMESPACE = 'trainjob-progress-system';
-const SIDECAR_IMAGE = 'ghcr.io/trainjob-progress/trainjob-progress:0.1.0';
-const WEBHOOK_CONFIG_NAME = 'trainjob-progress-demo';
+export type { DemoOptions } from './options.ts';
+
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
-const HELP = `Usage: trainjob-progress demo [options]
-
-Runs a real PyTorch training job end to end on a local kube-apiserver and etcd (built from
-their Go modules on first use), with the webhook, the injected sidecar and the aggregator,
-and prints the final trainerStatus annotation.
-
-Options:
-  --namespace NS        namespace of the demo TrainJob (default: demo)
-  --name NAME           name of the demo TrainJob (default: digits)
-  --steps N             stop training after N optimizer steps (default: 6 epochs)
-  --step-delay SECONDS  seconds to sleep after each step (default 0.3, about 1.5 minutes)
-  --keep-logs           keep the folder with every process's log after the demo
-  -h, --help            show this help
-`;
-
-export interface DemoOptions {
-  namespace: string;
-  name: string;
-  /** Namespace of the webhook's certificate Secret. */
-  systemNamespace: string;
-  webhookConfigName: string;
-  /** Whether the live progress of `tail` goes to this process's stdout. */
-  showProgress: boolean;
-  steps: string | undefined;
-  stepDelay: string | undefined;
-  keepLogs: boolean;
-}
-
-function parseOptions(argv: string[]): DemoOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      namespace: { type: 'string', default: 'demo' },
-      name: { type: 'string', default: 'digits' },
-      steps: { type: 'string' },
-      'step-delay': { type: 'string' },
-      'keep-logs': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) return undefined;
-  return {
-    namespace: values.namespace,
-    name: values.name,
-    systemNamespace: SYSTEM_NAMESPACE,
-    webhookConfigName: WEBHOOK_CONFIG_NAME,
-    showProgress: true,
-    steps: values.steps,
-    stepDelay: values['step-delay'],
-    keepLogs: values['keep-logs'],
-  };
-}
-
-function say(message: string): void {
-  console.log(`demo: ${message}`);
-}
 
 export async function run(argv: string[]): Promise<number> {
   const options = parseOptions(argv);
@@ -187,81 +126,6 @@ export async function runDemo(
   return readStatusAnnotation(custom, options);
 }
 
-async function startAggregator(
-  controlPlane: ControlPlane,
-  port: number,
-  workDir: string,
-): Promise<ManagedProcess> {
-  say(`starting the aggregator on 127.0.0.1:${port}`);
-  const aggregator = startProcess(
-    'aggregator',
-    process.execPath,
-    [
-      CLI,
-      'aggregator',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--kubeconfig',
-      controlPlane.kubeconfigPath,
-    ],
-    { logFile: path.join(workDir, 'aggregator.log') },
-  );
-  await waitFor(
-    'the aggregator to be ready',
-    () => httpOk(`http://127.0.0.1:${port}/readyz`),
-    30_000,
-    aggregator,
-  );
-  return aggregator;
-}
-
-async function startWebhook(
-  controlPlane: ControlPlane,
-  kubeConfig: KubeConfig,
-  aggregatorPort: number,
-  workDir: string,
-  options: DemoOptions,
-): Promise<ManagedProcess> {
-  const port = await freePort();
-  const certDir = path.join(workDir, 'webhook-certs');
-  say(`starting the webhook on 127.0.0.1:${port}`);
-  const webhook = startProcess(
-    'webhook',
-    process.execPath,
-    [
-      CLI,
-      'webhook',
-      ...['--listen', `127.0.0.1:${port}`],
-      ...['--kubeconfig', controlPlane.kubeconfigPath],
-      ...['--cert-dir', certDir],
-      ...['--namespace', options.systemNamespace],
-      ...['--webhook-config-name', options.webhookConfigName],
-      ...['--aggregator-url', `ws://127.0.0.1:${aggregatorPort}/v1/ingest`],
-      // The demo runs the sidecar as a local process; the image is what a kubelet would pull.
-      ...['--sidecar-image', SIDECAR_IMAGE],
-    ],
-    { logFile: path.join(workDir, 'webhook.log') },
-  );
-  const caFile = path.join(certDir, 'ca.crt');
-  await waitFor(
-    'the webhook CA certificate',
-    () => readFile(caFile).then(() => true),
-    30_000,
-    webhook,
-  );
-  const caPem = await readFile(caFile, 'utf8');
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-  const url = `https://127.0.0.1:${port}/mutate`;
-  await objects.create(buildWebhookConfiguration(options.webhookConfigName, url, caPem));
-  await waitFor(
-    'the webhook to be ready',
-    () => httpsOk(`https://127.0.0.1:${port}/readyz`, caPem),
-    30_000,
-    webhook,
-  );
-  return webhook;
-}
-
 async function createTrainJob(
   core: CoreV1Api,
   custom: CustomObjectsApi,
@@ -307,39 +171,6 @@ async function createPrimaryPod(core: CoreV1Api, options: DemoOptions): Promise<
   const pod = await core.createNamespacedPod({ namespace: options.namespace, body });
   say(`created pod ${pod.metadata?.name}; the API server stored it with the injected sidecar`);
   return pod;
-}
-
-function hasSidecar(pod: V1Pod): boolean {
-  const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
-  return containers.some((container) => container.name === SIDECAR_CONTAINER_NAME);
-}
-
-function startTrainer(
-  options: DemoOptions,
-  metricsPort: number,
-  terminationLog: string,
-  workDir: string,
-): ManagedProcess {
-  say(`starting the PyTorch trainer; its metrics endpoint is 127.0.0.1:${metricsPort}`);
-  const args = [TRAINER_SCRIPT, '--metrics-port', String(metricsPort)];
-  args.push('--termination-log', terminationLog, '--load-delay', '3');
-  if (options.steps !== undefined) args.push('--max-steps', options.steps);
-  if (options.stepDelay !== undefined) args.push('--step-sleep', options.stepDelay);
-  return startProcess('trainer', PYTHON, args, { logFile: path.join(workDir, 'trainer.log') });
-}
-
-/** Runs the injected sidecar with the environment and token that its stored spec declares. */
-async function startSidecar(core: CoreV1Api, pod: V1Pod, workDir: string): Promise<ManagedProcess> {
-  const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
-  const sidecar = containers.find((container) => container.name === SIDECAR_CONTAINER_NAME);
-  if (sidecar === undefined) throw new Error('the stored pod has no injected sidecar');
-  const mounts = await mountProjectedTokens(core, pod, sidecar, path.join(workDir, 'volumes'));
-  const env = rewriteMountPaths(resolveContainerEnv(pod, sidecar), mounts);
-  say(`starting the sidecar with args ${JSON.stringify(sidecar.args ?? [])}`);
-  return startProcess('sidecar', process.execPath, [CLI, ...(sidecar.args ?? ['sidecar'])], {
-    env: { PATH: process.env.PATH, ...env },
-    logFile: path.join(workDir, 'sidecar.log'),
-  });
 }
 
 /** Plays the kubelet and the Trainer controller once the trainer process has exited. */
@@ -424,20 +255,4 @@ async function readStatusAnnotation(
     10_000,
   );
   return value!;
-}
-
-async function httpOk(url: string): Promise<boolean> {
-  const response = await fetch(url);
-  return response.ok;
-}
-
-async function httpsOk(url: string, caPem: string): Promise<boolean> {
-  const https = await import('node:https');
-  return new Promise((resolve) => {
-    const request = https.get(url, { ca: caPem, timeout: 2000 }, (response) => {
-      response.resume();
-      resolve(response.statusCode === 200);
-    });
-    request.on('error', () => resolve(false));
-  });
 }
