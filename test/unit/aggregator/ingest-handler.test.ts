@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { readHello, readObservedAt } from '../../../aggregator/ingest-handler.ts';
+import { readHello, readObservedAt } from '../../../aggregator/ingest-messages.ts';
 import type { SidecarAuthenticator, SidecarAuthResult } from '../../../aggregator/sidecar-auth.ts';
 import { BEARER_PROTOCOL_PREFIX } from '../../../shared/bearer-token.ts';
 import { PROGRESSION_TRACKING_ANNOTATION } from '../../../shared/annotations.ts';
