@@ -2,9 +2,14 @@
 // terminals, one plain line per update otherwise, a multi-line report, and JSON records.
 
 import { TRAINER_STATUS_ANNOTATION } from '../shared/annotations.ts';
-import { parseTolerantJson, type MetricMap } from '../shared/metrics-sample.ts';
+import type { MetricMap } from '../shared/metrics-sample.ts';
 import type { JobProgress } from '../shared/stream-protocol.ts';
-import { isFinalSummary, type TrainerStatusObject } from '../shared/trainer-status.ts';
+import {
+  isFinalSummary,
+  parseTrainerStatus,
+  toTrainerStatusObject,
+  type TrainerStatusObject,
+} from '../shared/trainer-status.ts';
 import { trainJobPhase, type TrainJobObject } from '../shared/trainjob.ts';
 
 const BAR_WIDTH = 24;
@@ -23,16 +28,33 @@ export function progressFromTrainJob(trainJob: TrainJobObject): JobProgress {
   };
 }
 
-/** Reads the annotation value as an object, keeping its keys; null when absent or unreadable. */
+const RFC3339_SECONDS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+
+/**
+ * Reads the annotation value with the same rules as an endpoint body, so a field of the
+ * wrong type is dropped instead of shown; null when absent or not a JSON object. A missing
+ * or malformed lastUpdatedTime reads as an empty string.
+ */
 export function readStatusAnnotation(value: string | undefined): TrainerStatusObject | null {
-  if (value === undefined) return null;
-  try {
-    const parsed = parseTolerantJson(value);
-    const isObject = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
-    return isObject ? (parsed as TrainerStatusObject) : null;
-  } catch {
-    return null;
-  }
+  const parsed = parseTrainerStatus(value);
+  if (parsed === undefined) return null;
+  const object = toTrainerStatusObject(parsed.status, new Date(0));
+  const time = parsed.lastUpdatedTime;
+  object.lastUpdatedTime = time !== undefined && RFC3339_SECONDS.test(time) ? time : '';
+  return object;
+}
+
+// C0 and C1 control characters other than the newline, which would let a metric name or
+// value move the cursor, recolor or clear the user's terminal.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point.
+const CONTROL_CHARACTERS = /[\u0000-\u0009\u000B-\u001F\u007F-\u009F]/g;
+
+/** Replaces control characters with `\uXXXX` escapes before text reaches a terminal. */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(
+    CONTROL_CHARACTERS,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export function progressBar(percent: number | null, width = BAR_WIDTH): string {
@@ -86,13 +108,17 @@ export function formatBarLine(progress: JobProgress): string {
   const summary = status.estimatedRemainingTimeSummary;
   if (summary !== undefined) parts.push(progress.final ? summary : `ETA ${summary}`);
   parts.push(...headlineMetrics(status));
-  return parts.join('  ');
+  return escapeControlCharacters(parts.join('  '));
 }
 
 /** Formats the line that logs and pipes receive for each update. */
 export function formatPlainLine(progress: JobProgress): string {
   const status = progress.status;
-  const time = status?.lastUpdatedTime ?? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const updated = status?.lastUpdatedTime;
+  const time =
+    updated === undefined || updated === ''
+      ? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
+      : updated;
   const parts = [time, `${progress.namespace}/${progress.name}`, progress.phase];
   if (status === null) return [...parts, 'no progress yet'].join(' ');
   parts.push(`progress=${formatPercent(status.progressPercentage)}`);
@@ -104,7 +130,7 @@ export function formatPlainLine(progress: JobProgress): string {
   if (summary !== undefined)
     parts.push(`${progress.final ? 'final' : 'eta'}=${JSON.stringify(summary)}`);
   parts.push(...headlineMetrics(status, Number.POSITIVE_INFINITY));
-  return parts.join(' ');
+  return escapeControlCharacters(parts.join(' '));
 }
 
 function formatPercent(percent: number | null): string {
@@ -126,7 +152,7 @@ export function formatReport(progress: JobProgress): string {
     metricsBlock('Train metrics', status.trainMetrics),
     metricsBlock('Eval metrics', status.evalMetrics),
   ];
-  return blocks.filter((block) => block !== '').join('\n');
+  return escapeControlCharacters(blocks.filter((block) => block !== '').join('\n'));
 }
 
 function statusRows(status: TrainerStatusObject, final: boolean): [string, string][] {
@@ -145,7 +171,7 @@ function statusRows(status: TrainerStatusObject, final: boolean): [string, strin
   const remaining = final || seconds === undefined ? undefined : `(${seconds} s)`;
   const text = [summary, remaining].filter(Boolean).join(' ');
   if (text !== '') rows.push([final ? 'Result' : 'Remaining', text]);
-  rows.push(['Updated', status.lastUpdatedTime]);
+  rows.push(['Updated', status.lastUpdatedTime === '' ? 'unknown' : status.lastUpdatedTime]);
   return rows;
 }
 

@@ -25,6 +25,17 @@ export function parseReply(text: string): IngestReply | undefined {
   return undefined;
 }
 
+/**
+ * Largest sequence number accepted from the aggregator. It leaves 2^52 numbers of room below
+ * 2^53, where `seq + 1` would stop increasing, so a welcome cannot stall the numbering.
+ */
+export const MAX_ACCEPTED_SEQ = 2 ** 52;
+
 function isSeq(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return (
+    typeof value === 'number' &&
+    Number.isSafeInteger(value) &&
+    value >= 0 &&
+    value <= MAX_ACCEPTED_SEQ
+  );
 }

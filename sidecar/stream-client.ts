@@ -21,6 +21,7 @@ import {
   type IngestMessage,
 } from '../shared/stream-protocol.ts';
 import { ReconnectBackoff, type BackoffOptions } from './backoff.ts';
+import { LogThrottle } from './log-throttle.ts';
 import { parseReply, rawDataToString } from './reply-parser.ts';
 import type { SampleBuffer } from './sample-buffer.ts';
 
@@ -63,6 +64,8 @@ export class StreamClient {
   readonly #options: StreamClientOptions;
   readonly #backoff: ReconnectBackoff;
   readonly #log: Logger;
+  /** At most one malformed-reply warning a minute, with the count of those suppressed. */
+  readonly #malformedReplyThrottle = new LogThrottle(60_000);
   #connection: Connection | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #goodbye: GoodbyeMessage | undefined;
@@ -226,7 +229,13 @@ export class StreamClient {
     this.#refreshWatchdog(connection);
     const reply = isBinary ? undefined : parseReply(rawDataToString(data));
     if (reply === undefined) {
-      this.#log.warn('ignoring a malformed message from the aggregator');
+      const suppressed = this.#malformedReplyThrottle.admit('malformed-reply');
+      if (suppressed !== undefined) {
+        this.#log.warn(
+          { bytes: Buffer.byteLength(rawDataToString(data)), binary: isBinary, suppressed },
+          'ignoring a malformed message from the aggregator',
+        );
+      }
       return;
     }
 

@@ -217,3 +217,41 @@ describe('tail options', () => {
     expect(() => watchUrl('ftp://x', 'team', 'llm')).to.throw(/invalid aggregator URL/);
   });
 });
+
+describe('progress view of hostile annotations', () => {
+  const hostile = JSON.stringify({
+    progressPercentage: '<b>x',
+    currentStep: [1],
+    trainMetrics: { '\u001b[31mred': '\u001b[2J' },
+  });
+
+  it('escapes control characters in the report', () => {
+    const report = formatReport({
+      namespace: 'ns',
+      name: 'job',
+      phase: 'Running',
+      status: readStatusAnnotation(hostile),
+      final: false,
+    });
+    expect(report).to.not.include('\u001b');
+    expect(report).to.include('\\u001b[31mred');
+  });
+
+  it('drops fields of the wrong type', () => {
+    const status = readStatusAnnotation(hostile);
+    expect(status?.progressPercentage).to.equal(null);
+    expect(status?.currentStep).to.equal(undefined);
+  });
+
+  it('shows a missing update time as unknown', () => {
+    const report = formatReport({
+      namespace: 'ns',
+      name: 'job',
+      phase: 'Running',
+      status: readStatusAnnotation('{"progressPercentage":5}'),
+      final: false,
+    });
+    expect(report).to.match(/Updated\s+unknown/);
+    expect(report).to.not.include('undefined');
+  });
+});

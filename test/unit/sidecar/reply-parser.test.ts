@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { parseReply } from '../../../sidecar/reply-parser.ts';
+import { MAX_ACCEPTED_SEQ, parseReply } from '../../../sidecar/reply-parser.ts';
 
 describe('parseReply', () => {
   it('reads a welcome', () => {
@@ -29,4 +29,18 @@ describe('parseReply', () => {
       expect(parseReply(text)).to.equal(undefined);
     });
   }
+});
+
+describe('reply parser sequence bound', () => {
+  it('rejects a welcome that leaves no room to number samples', () => {
+    expect(parseReply('{"type":"welcome","lastSeq":9007199254740990}')).to.equal(undefined);
+    expect(parseReply(`{"type":"welcome","lastSeq":${MAX_ACCEPTED_SEQ + 1}}`)).to.equal(undefined);
+  });
+
+  it('accepts the largest allowed sequence number', () => {
+    expect(parseReply(`{"type":"ack","seq":${MAX_ACCEPTED_SEQ}}`)).to.deep.equal({
+      type: 'ack',
+      seq: MAX_ACCEPTED_SEQ,
+    });
+  });
 });
