@@ -2,12 +2,13 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { pino } from 'pino';
 
-import { startAggregator, type RunningAggregator } from '../../../aggregator/aggregator.ts';
+import type { RunningAggregator } from '../../../aggregator/aggregator.ts';
 import { getControlPlane, kubeConfigFor } from '../cluster.ts';
 import {
   Cluster,
   SIDECAR_AUDIENCE,
   SidecarClient,
+  startReadyAggregator,
   uniqueName,
   waitFor,
   withoutTime,
@@ -50,13 +51,7 @@ describe('aggregator on a real API server', function () {
     await cluster.createServiceAccount(namespace, 'viewer');
     await cluster.grantTrainJobRead(namespace, 'viewer');
     viewerToken = await cluster.requestToken(namespace, 'viewer');
-    aggregator = await startAggregator({
-      kubeConfig,
-      logger,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-    });
-    await aggregator.ready;
+    aggregator = await startReadyAggregator({ kubeConfig, logger });
   });
 
   after(async function () {

@@ -2,9 +2,16 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 
-import { startAggregator, type RunningAggregator } from '../../../aggregator/aggregator.ts';
+import type { RunningAggregator } from '../../../aggregator/aggregator.ts';
 import { getControlPlane, kubeConfigFor } from '../cluster.ts';
-import { Cluster, SIDECAR_AUDIENCE, SidecarClient, uniqueName, waitFor } from './kube-fixtures.ts';
+import {
+  Cluster,
+  SIDECAR_AUDIENCE,
+  SidecarClient,
+  startReadyAggregator,
+  uniqueName,
+  waitFor,
+} from './kube-fixtures.ts';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -61,13 +68,7 @@ describe('aggregator authentication on a real API server', function () {
       await cluster.createServiceAccount(namespace, account);
     }
     await cluster.grantTrainJobRead(namespace, 'reader');
-    aggregator = await startAggregator({
-      kubeConfig,
-      logger,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-    });
-    await aggregator.ready;
+    aggregator = await startReadyAggregator({ kubeConfig, logger });
   });
 
   after(async function () {

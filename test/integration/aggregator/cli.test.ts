@@ -8,10 +8,16 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 
-import { startAggregator, type RunningAggregator } from '../../../aggregator/aggregator.ts';
+import type { RunningAggregator } from '../../../aggregator/aggregator.ts';
 import { TRAINER_STATUS_ANNOTATION } from '../../../shared/annotations.ts';
 import { getControlPlane, kubeConfigFor } from '../cluster.ts';
-import { Cluster, SIDECAR_AUDIENCE, SidecarClient, uniqueName } from './kube-fixtures.ts';
+import {
+  Cluster,
+  SIDECAR_AUDIENCE,
+  SidecarClient,
+  startReadyAggregator,
+  uniqueName,
+} from './kube-fixtures.ts';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const CLI = path.resolve(import.meta.dirname, '..', '..', '..', 'cli', 'main.ts');
@@ -99,13 +105,7 @@ describe('tail and status commands on a real API server', function () {
         ),
       ),
     );
-    aggregator = await startAggregator({
-      kubeConfig,
-      logger,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-    });
-    await aggregator.ready;
+    aggregator = await startReadyAggregator({ kubeConfig, logger });
   });
 
   after(async function () {

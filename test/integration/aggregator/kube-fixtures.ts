@@ -14,6 +14,12 @@ import {
 import WebSocket from 'ws';
 
 import {
+  startAggregator,
+  type AggregatorOptions,
+  type RunningAggregator,
+} from '../../../aggregator/aggregator.ts';
+
+import {
   JOB_INDEX_LABEL,
   JOBSET_NAME_LABEL,
   METRICS_POLL_INTERVAL_ANNOTATION,
@@ -26,6 +32,13 @@ import type { TrainJobObject } from '../../../shared/trainjob.ts';
 export const TRAINJOB = { group: 'trainer.kubeflow.org', version: 'v1alpha1', plural: 'trainjobs' };
 export const SIDECAR_AUDIENCE = 'trainjob-progress';
 const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Starts an aggregator on a free loopback port and waits for its first TrainJob list. */
+export async function startReadyAggregator(options: AggregatorOptions): Promise<RunningAggregator> {
+  const aggregator = await startAggregator({ listenHost: '127.0.0.1', listenPort: 0, ...options });
+  await aggregator.ready;
+  return aggregator;
+}
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
