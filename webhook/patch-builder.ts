@@ -144,22 +144,22 @@ function isTokenMount(item: unknown): boolean {
 function completeContainer(
   existing: JsonObject,
   path: string,
-  wanted: JsonObject,
+  expected: JsonObject,
   operations: AddOperation[],
 ): void {
   const env = fieldOfType(existing, 'env', 'array', `${path}/env`);
-  const wantedEnv = (wanted.env as JsonObject[] | undefined) ?? [];
+  const expectedEnv = (expected.env as JsonObject[] | undefined) ?? [];
   if (env === undefined) {
-    operations.push({ op: 'add', path: `${path}/env`, value: wantedEnv });
+    operations.push({ op: 'add', path: `${path}/env`, value: expectedEnv });
   } else {
-    for (const item of wantedEnv) {
+    for (const item of expectedEnv) {
       if (!env.some((present) => nameOf(present) === item.name)) {
         operations.push({ op: 'add', path: `${path}/env/-`, value: item });
       }
     }
   }
   const mounts = fieldOfType(existing, 'volumeMounts', 'array', `${path}/volumeMounts`);
-  const mount = ((wanted.volumeMounts as JsonObject[] | undefined) ?? [])[0];
+  const mount = ((expected.volumeMounts as JsonObject[] | undefined) ?? [])[0];
   if (mount === undefined) return;
   const mounted = mounts?.some(isTokenMount);
   if (mounts === undefined) {
