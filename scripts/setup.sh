@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need on a fresh machine, then returns quickly on
-# later runs: Debian's PyTorch and scikit-learn for the example trainer, the npm packages
-# (Node 24 comes with them as the node@24 dev dependency), and kube-apiserver, etcd and helm
-# built from their Go modules into ~/.cache/trainjob-progress.
+# Installs what the demo and the tests need on a fresh machine, and returns quickly on later
+# runs. It installs Debian's PyTorch and scikit-learn for the example trainer and the npm
+# packages, which bring Node 24 as the node@24 dev dependency. It builds kube-apiserver,
+# etcd and helm from their Go modules into ~/.cache/trainjob-progress.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,10 +3,10 @@
 // Ingest (sidecar → aggregator, at INGEST_PATH): the sidecar sends `Authorization: Bearer
 // <projected service-account token>` on the upgrade request, the only place where the
 // aggregator reads an ingest token. Then it sends `hello` once, then `sample` messages with
-// strictly increasing `seq`, and `goodbye` before it exits. The
-// aggregator answers `hello` with `welcome` (the highest seq it already has from this pod, so
-// a reconnecting sidecar skips what was delivered) and acknowledges samples with `ack`, which
-// lets the sidecar drop them from its buffer.
+// strictly increasing `seq`, and `goodbye` before it exits. The aggregator replies to
+// `hello` with `welcome`, which carries the highest seq it already has from this pod, so a
+// reconnecting sidecar skips what was delivered. It acknowledges samples with `ack`, and
+// the sidecar then drops them from its buffer.
 //
 // Watch (aggregator → viewer, at WATCH_PATH): `snapshot` with every matching job first, then
 // one `update` per change. A slow viewer is sent only the latest state of each job.
@@ -68,7 +68,7 @@ export interface AckMessage {
 
 export type IngestReply = WelcomeMessage | AckMessage;
 
-/** Lifecycle of a TrainJob as the aggregator sees it. */
+/** Lifecycle phase of a TrainJob, derived by the aggregator from its conditions. */
 export type JobPhase = 'Pending' | 'Running' | 'Suspended' | 'Complete' | 'Failed';
 
 /** The live state of one TrainJob that viewers receive. */
